@@ -1,0 +1,5 @@
+import sys
+
+from setae.cli import main
+
+sys.exit(main())

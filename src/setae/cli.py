@@ -1,0 +1,152 @@
+"""The `setae` command line: train, eval, plot, demo.
+
+Every field of the model and training config is a flag (`--latent-dim 32`, `--loss hungarian`); see
+`setae train --help`. User errors print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from setae.errors import SetaeError
+from setae.models.autoencoder import ModelConfig
+from setae.training.config import PRESETS, TrainConfig
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for section, cls in (("model", ModelConfig), ("train", TrainConfig)):
+        group = parser.add_argument_group(f"{section} config (overrides preset and --config)")
+        for f in fields(cls):
+            default = getattr(cls(), f.name)
+            group.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                dest=f"{section}.{f.name}",
+                metavar=type(default).__name__.upper(),
+                help=f"default {default!r}",
+            )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {"model": {}, "train": {}}
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            section, name = key.split(".", 1)
+            out[section][name] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="setae", description="Autoencoders for sets.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_train_args(p: argparse.ArgumentParser, run_dir: str | None) -> None:
+        p.add_argument("--preset", default="demo", choices=sorted(PRESETS),
+                       help="starting configuration (ignored when resuming: the run's saved config is used)")
+        p.add_argument("--config", help="TOML or JSON file with [model] and [train] tables")
+        p.add_argument("--run-dir", default=run_dir, required=run_dir is None, help="output folder")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        _add_config_flags(p)
+
+    train = sub.add_parser("train", help="train a set autoencoder into a run folder")
+    add_train_args(train, None)
+    train.add_argument("--resume", action="store_true", help="continue the run folder's checkpoint")
+
+    demo = sub.add_parser("demo", help="train (or finish) the default model, evaluate it, plot it, summarise")
+    add_train_args(demo, "runs/demo")
+
+    ev = sub.add_parser("eval", help="evaluate a run on its test set; writes RUN/metrics.json")
+    ev.add_argument("run", help="run folder or checkpoint")
+    ev.add_argument("--limit", type=int, help="only the first N test sets")
+    ev.add_argument("--seed", type=int, default=0)
+
+    plot = sub.add_parser("plot", help="write reconstruction, sample and training-curve PNGs into RUN/plots")
+    plot.add_argument("run", help="run folder")
+    plot.add_argument("--num", type=int, default=16, help="sets per picture")
+    plot.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace, resume: bool) -> None:
+    from setae.training.config import resolve_config
+    from setae.training.engine import saved_config, train
+
+    base = saved_config(args.run_dir) if resume else None
+    config = resolve_config(args.preset, args.config, _overrides(args), base=base)
+    train(config, args.run_dir, resume=resume, progress=not args.no_progress)
+
+
+def cmd_eval(run: str, limit: int | None, seed: int) -> dict:
+    from setae.evaluation.evaluate import dataset_items, evaluate
+    from setae.fileio import write_json
+    from setae.training.checkpoint import load_checkpoint
+    from setae.training.engine import make_test_set
+
+    model, config, meta, checkpoint = load_checkpoint(run)
+    sets, _ = dataset_items(make_test_set(config), limit)
+    metrics = {"split": "test", "step": meta["step"], **evaluate(model, sets, seed=seed)}
+    write_json(checkpoint.parent / "metrics.json", metrics)
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
+    from setae.evaluation.evaluate import dataset_items
+    from setae.evaluation.plots import plot_reconstructions, plot_sets, plot_training_curves
+    from setae.training.checkpoint import load_checkpoint
+    from setae.training.engine import make_test_set
+
+    model, config, _, checkpoint = load_checkpoint(run)
+    out = checkpoint.parent / "plots"
+    sets, labels = dataset_items(make_test_set(config), num)
+    written = [plot_reconstructions(sets, model.reconstruct(sets, seed=seed), out / "reconstructions.png", labels)]
+    if config.model.variational:
+        written.append(plot_sets(model.sample(num, seed=seed), out / "samples.png", "samples from the prior"))
+    log = checkpoint.parent / "log.jsonl"
+    if log.exists():
+        written.append(plot_training_curves(log, out / "training_curves.png"))
+    for path in written:
+        print(path)
+    return written
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    run = Path(args.run_dir)
+    cmd_train(args, resume=(run / "checkpoint").exists())
+    metrics = cmd_eval(str(run), None, 0)
+    cmd_plot(str(run), 16, 0)
+    summary = json.loads((run / "train_summary.json").read_text())
+    print(
+        f"\nsetae demo: {summary['parameters']:,} parameters, trained {summary['train_seconds'] / 60:.1f} min, "
+        f"peak memory {summary['peak_memory_mb']:.0f} MB\n"
+        f"test ({metrics['num_sets']} digits): chamfer {metrics['chamfer']:.5f}  hungarian {metrics['hungarian']:.5f}"
+        f"  ospa {metrics['ospa']:.4f}  size_acc {metrics['size_acc']:.3f}  size_mae {metrics['size_mae']:.2f}\n"
+        f"metrics: {run / 'metrics.json'}   pictures: {run / 'plots'}/"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            cmd_train(args, resume=args.resume)
+        elif args.command == "demo":
+            cmd_demo(args)
+        elif args.command == "eval":
+            cmd_eval(args.run, args.limit, args.seed)
+        elif args.command == "plot":
+            cmd_plot(args.run, args.num, args.seed)
+    except SetaeError as e:
+        print(f"setae: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("setae: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

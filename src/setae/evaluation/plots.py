@@ -1,0 +1,95 @@
+"""Pictures a person can look at: sets as scatter plots (image orientation, y down), training curves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from setae.fileio import atomic_write  # noqa: E402
+
+
+def _draw_set(ax, points: torch.Tensor, title: str | None = None, color: str = "black") -> None:
+    p = points.detach().cpu().numpy()
+    if p.shape[1] >= 2:
+        ax.scatter(p[:, 0], p[:, 1], s=6, c=color, linewidths=0)
+    else:
+        ax.scatter(p[:, 0], [0.5] * len(p), s=6, c=color, linewidths=0)
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(1.05, -0.05)  # y down, as in the image
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=7)
+
+
+def _save(fig, path: Path) -> Path:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def plot_reconstructions(
+    inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor], path: Path, labels: Sequence[int] = ()
+) -> Path:
+    """Inputs (top row of each pair) above their reconstructions (bottom row), with set sizes in titles."""
+    cols = min(8, len(inputs))
+    pairs = (len(inputs) + cols - 1) // cols
+    fig, axes = plt.subplots(2 * pairs, cols, figsize=(1.3 * cols, 2.7 * pairs), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (x, y) in enumerate(zip(inputs, outputs, strict=True)):
+        r, c = divmod(i, cols)
+        label = f"digit {labels[i]}, " if i < len(labels) else ""
+        for ax, pts, name, color in ((axes[2 * r, c], x, "input", "black"), (axes[2 * r + 1, c], y, "output", "C0")):
+            ax.axis("on")
+            _draw_set(ax, pts, f"{label if name == 'input' else ''}{name} n={len(pts)}", color)
+    return _save(fig, path)
+
+
+def plot_sets(sets: Sequence[torch.Tensor], path: Path, title: str) -> Path:
+    cols = min(8, len(sets))
+    rows = (len(sets) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, pts in zip(axes.flat, sets, strict=False):
+        ax.axis("on")
+        _draw_set(ax, pts, f"n={len(pts)}", "C0")
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_training_curves(log_path: Path, path: Path) -> Path:
+    """Training terms per set (nats) and the validation Chamfer distance and size error against step."""
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    train = [r for r in records if "split" not in r]
+    val = [r for r in records if r.get("split") == "val"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    steps = [r["step"] for r in train]
+    for key in ("recon", "size", "kl"):
+        axes[0].plot(steps, [r[key] for r in train], label=key)
+    axes[0].set_yscale("symlog")
+    axes[0].set_title("training terms (nats per set)")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(steps, [r["distance"] for r in train], label="train (true size)")
+    axes[1].plot([r["step"] for r in val], [r["chamfer"] for r in val], "o-", label="validation chamfer")
+    axes[1].set_yscale("log")
+    axes[1].set_title("set distance")
+    axes[1].legend(fontsize=7)
+    axes[2].plot([r["step"] for r in val], [r["size_mae"] for r in val], "o-", label="size MAE")
+    axes[2].plot([r["step"] for r in val], [r["size_acc"] for r in val], "s-", label="size accuracy")
+    axes[2].set_title("validation set size")
+    axes[2].legend(fontsize=7)
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,112 @@
+"""Checkpoints: weights in safetensors, optimizer and RNG state as plain tensors, config and step as JSON.
+
+A checkpoint is a folder `RUN/checkpoint/` with
+
+    model.safetensors   the model's state dict (no pickle)
+    state.pt            optimizer, scheduler and RNG states, read with torch.load(weights_only=True)
+    meta.json           format tag, setae/torch versions, step, and the full run config
+
+It is written to `RUN/checkpoint.tmp/` first and swapped in by renames, so a process killed at any moment
+leaves either the previous checkpoint or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from setae.errors import SetaeError
+from setae.fileio import atomic_write, write_json
+from setae.models.autoencoder import SetAutoencoder
+from setae.training.config import Config, config_from_dict
+from setae.versions import versions
+
+FORMAT = "setae-checkpoint-1"
+CHECKPOINT = "checkpoint"
+
+
+def save_checkpoint(run_dir: Path, model: SetAutoencoder, config: Config, step: int, state: dict) -> Path:
+    """Write RUN/checkpoint atomically; `state` holds optimizer/scheduler/RNG state (tensors and numbers)."""
+    final, tmp, old = (run_dir / CHECKPOINT, run_dir / f"{CHECKPOINT}.tmp", run_dir / f"{CHECKPOINT}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(tmp / "model.safetensors", lambda p: save_file(weights, str(p)))
+    atomic_write(tmp / "state.pt", lambda p: torch.save(state, p))
+    write_json(tmp / "meta.json", {"format": FORMAT, "step": step, "config": config.to_dict(), **versions()})
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A run folder, a checkpoint folder or its model.safetensors -> the checkpoint folder."""
+    path = Path(path)
+    if path.is_file():
+        path = path.parent
+    for candidate in (path / CHECKPOINT, path / f"{CHECKPOINT}.old", path):
+        if (candidate / "meta.json").is_file():
+            return candidate
+    raise SetaeError(f"{path}: no setae checkpoint here (expected {path / CHECKPOINT / 'meta.json'})")
+
+
+def read_meta(checkpoint: Path) -> dict[str, Any]:
+    path = checkpoint / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SetaeError(f"{path}: unreadable checkpoint metadata ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise SetaeError(f"{path}: checkpoint format {found!r} is not {FORMAT!r} (another tool or version)")
+    return meta
+
+
+def load_checkpoint(path: str | Path) -> tuple[SetAutoencoder, Config, dict[str, Any], Path]:
+    """-> (model on CPU in eval mode, its run config, meta.json contents, checkpoint folder)."""
+    checkpoint = find_checkpoint(path)
+    meta = read_meta(checkpoint)
+    config = config_from_dict(meta["config"], str(checkpoint / "meta.json"))
+    model = SetAutoencoder(config.model)
+    load_weights(model, checkpoint / "model.safetensors")
+    return model.eval(), config, meta, checkpoint
+
+
+def load_weights(model: SetAutoencoder, path: Path) -> None:
+    try:
+        weights = load_file(str(path))
+    except (OSError, SafetensorError) as e:
+        raise SetaeError(f"{path}: cannot read weights ({e})") from None
+    expected = model.state_dict()
+    missing, unexpected = set(expected) - set(weights), set(weights) - set(expected)
+    if missing or unexpected:
+        names = sorted(missing)[:3] + sorted(unexpected)[:3]
+        raise SetaeError(f"{path}: weights do not fit this model (mismatched tensors: {', '.join(names)})")
+    for name, tensor in weights.items():
+        if tensor.shape != expected[name].shape:
+            raise SetaeError(
+                f"{path}: tensor {name} has shape {tuple(tensor.shape)}; the model expects "
+                f"{tuple(expected[name].shape)}"
+            )
+    model.load_state_dict(weights)
+
+
+def load_training_state(checkpoint: Path) -> dict:
+    path = checkpoint / "state.pt"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a corrupt file; all mean the same to the user
+        raise SetaeError(f"{path}: cannot read training state ({type(e).__name__}: {e})".splitlines()[0]) from None
+
+
+def load(path: str | Path) -> SetAutoencoder:
+    """`setae.load`: a run folder or checkpoint -> the model on CPU in eval mode."""
+    return load_checkpoint(path)[0]

@@ -1,0 +1,141 @@
+"""Run configuration: the model's architecture (`ModelConfig`) plus how to train it (`TrainConfig`).
+
+A configuration comes from a preset, then an optional TOML or JSON file with `[model]` and `[train]`
+tables, then command-line overrides, in that order. Unknown keys and wrong types are errors.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from setae.errors import SetaeError
+from setae.models.autoencoder import ModelConfig
+
+DATASETS = ("mnist", "synthetic")
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained: data, optimisation, schedule of evaluation and checkpoints."""
+
+    data: str = "mnist"
+    data_root: str = ""
+    val_size: int = 5000
+    batch_size: int = 64
+    steps: int = 8000
+    lr: float = 1e-3
+    lr_warmup_steps: int = 200
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1e4
+    beta: float = 1.0
+    kl_warmup_steps: int = 2000
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 1000
+    eval_sets: int = 1000
+    checkpoint_every: int = 500
+    max_minutes: float = 0.0
+    threads: int = 0
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {"model": asdict(self.model), "train": asdict(self.train)}
+
+
+# Presets: overrides of the defaults above. `demo` is the default model trained for ~20 minutes on 2 CPU
+# cores; `long` is the same family scaled up for a GPU or a night on CPU; `tiny` is for smoke tests.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "demo": {},
+    "long": {
+        "model": {"encoder_dim": 256, "decoder_dim": 256, "encoder_layers": 3, "decoder_layers": 4},
+        "train": {"steps": 100_000, "batch_size": 128, "kl_warmup_steps": 10_000, "eval_every": 5000},
+    },
+    "tiny": {
+        "model": {"encoder_dim": 32, "decoder_dim": 32, "latent_dim": 8, "encoder_layers": 1,
+                  "decoder_layers": 1, "encoder_inducing": 4, "decoder_inducing": 4, "max_size": 32},
+        "train": {"data": "synthetic", "val_size": 64, "batch_size": 16, "steps": 40, "eval_every": 20,
+                  "eval_sets": 32, "checkpoint_every": 10, "log_every": 5, "kl_warmup_steps": 10},
+    },
+}
+
+
+def _coerce(section: str, name: str, value: Any, default: Any, source: str) -> Any:
+    """Check `value` against the type of the field's default; strings from the command line are parsed."""
+    kind = type(default)
+    if isinstance(value, str) and kind is not str:
+        try:
+            value = {"true": True, "false": False}[value.lower()] if kind is bool else kind(value)
+        except (ValueError, KeyError):
+            raise SetaeError(f"{source}: {section}.{name}={value!r} is not a valid {kind.__name__}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not kind:
+        raise SetaeError(
+            f"{source}: {section}.{name} must be {kind.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def apply_overrides(config: Config, overrides: dict[str, dict[str, Any]], source: str) -> Config:
+    """Set fields from {"model": {...}, "train": {...}}; unknown sections/keys and wrong types raise."""
+    for section, values in overrides.items():
+        if section not in ("model", "train"):
+            raise SetaeError(f"{source}: unknown section [{section}]; expected [model] and [train]")
+        target = getattr(config, section)
+        known = {f.name for f in fields(target)}
+        for name, value in values.items():
+            if name not in known:
+                raise SetaeError(f"{source}: unknown key {section}.{name}; known keys: {', '.join(sorted(known))}")
+            setattr(target, name, _coerce(section, name, value, getattr(target, name), source))
+    return config
+
+
+def read_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SetaeError(f"{path}: cannot read config file ({e.strerror})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise SetaeError(f"{path}: not a valid {'JSON' if path.suffix == '.json' else 'TOML'} file: {e}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise SetaeError(f"{path}: expected tables [model] and/or [train]")
+    return data
+
+
+def resolve_config(
+    preset: str = "demo",
+    file: str | Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    base: Config | None = None,
+) -> Config:
+    """preset (or `base`, e.g. a run's saved config), then `file`, then `overrides`."""
+    if base is not None:
+        config = base
+    elif preset not in PRESETS:
+        raise SetaeError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    else:
+        config = apply_overrides(Config(), PRESETS[preset], f"preset {preset}")
+    if file is not None:
+        config = apply_overrides(config, read_config_file(file), str(file))
+    if overrides:
+        config = apply_overrides(config, overrides, "command line")
+    if config.train.data not in DATASETS:
+        raise SetaeError(f"config: train.data={config.train.data!r} is not one of {', '.join(DATASETS)}")
+    config.model.validate()
+    return config
+
+
+def config_from_dict(data: dict[str, dict[str, Any]], source: str) -> Config:
+    return apply_overrides(Config(), data, source)

@@ -1,0 +1,198 @@
+"""The training loop: plain PyTorch, no framework.
+
+Reproducibility: the batch at global step s is a function of (seed, s) alone, the model's own sampling
+uses the global torch RNG, and both the RNG state and the step are checkpointed, so a run resumed from any
+checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset
+from tqdm import tqdm
+
+from setae.datasets import MNISTSets, SyntheticSets, collate_sets
+from setae.datasets.batch import SetBatch
+from setae.errors import SetaeError
+from setae.evaluation.evaluate import dataset_items, evaluate
+from setae.fileio import write_json
+from setae.models.autoencoder import SetAutoencoder
+from setae.training.checkpoint import find_checkpoint, load_training_state, load_weights, read_meta, save_checkpoint
+from setae.training.config import Config, TrainConfig, config_from_dict
+from setae.versions import versions
+
+
+def make_datasets(config: Config) -> tuple[Dataset, Dataset]:
+    """(train, validation): the validation set is the last `val_size` items of the training split."""
+    t = config.train
+    if t.data == "mnist":
+        full = MNISTSets(root=t.data_root or None, split="train")
+    else:
+        full = SyntheticSets(
+            num_sets=4096, dim=config.model.point_dim, max_size=config.model.max_size, seed=t.seed
+        )
+    if not 0 < t.val_size < len(full):
+        raise SetaeError(f"config: train.val_size={t.val_size} must be between 1 and {len(full) - 1}")
+    largest = int(max(full.sizes))
+    if largest > config.model.max_size:
+        raise SetaeError(f"data: a set has {largest} points but model.max_size={config.model.max_size}")
+    split = len(full) - t.val_size
+    return Subset(full, range(split)), Subset(full, range(split, len(full)))
+
+
+def make_test_set(config: Config) -> Dataset:
+    """The held-out test split: MNIST's 10,000 test digits, or fresh synthetic sets from another seed."""
+    t = config.train
+    if t.data == "mnist":
+        return MNISTSets(root=t.data_root or None, split="test")
+    return SyntheticSets(num_sets=1024, dim=config.model.point_dim, max_size=config.model.max_size, seed=t.seed + 1)
+
+
+def batch_indices(num_items: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """Indices of the batch at global `step`: epoch e visits a permutation drawn from (seed, e)."""
+    per_epoch = num_items // batch_size
+    epoch, position = divmod(step, per_epoch)
+    order = torch.randperm(num_items, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return order[position * batch_size : (position + 1) * batch_size]
+
+
+def lr_factor(step: int, t: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to `min_lr_ratio` at the last step."""
+    if step < t.lr_warmup_steps:
+        return (step + 1) / t.lr_warmup_steps
+    progress = (step - t.lr_warmup_steps) / max(1, t.steps - t.lr_warmup_steps)
+    return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def beta_at(step: int, t: TrainConfig) -> float:
+    """KL weight: linear warm-up from 0 to `beta` over `kl_warmup_steps`."""
+    return t.beta * min(1.0, step / t.kl_warmup_steps) if t.kl_warmup_steps > 0 else t.beta
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class RunLog:
+    """RUN/log.jsonl: one JSON object per line (training records and evaluations), append-only."""
+
+    def __init__(self, path: Path, resume_step: int | None):
+        self.path = path
+        if resume_step is not None and path.exists():  # drop records past the checkpoint we resume from
+            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+        elif resume_step is None:
+            path.unlink(missing_ok=True)
+
+    def write(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def saved_config(run_dir: str | Path) -> Config:
+    """The config stored with a run's checkpoint."""
+    checkpoint = find_checkpoint(run_dir)
+    return config_from_dict(read_meta(checkpoint)["config"], str(checkpoint / "meta.json"))
+
+
+def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> SetAutoencoder:
+    """Train from scratch into `run_dir`, or continue its checkpoint when `resume` (the model config must be
+    the saved one; the training config may differ, e.g. more steps). Returns the model in eval mode."""
+    run_dir = Path(run_dir)
+    t = config.train
+    start_step = 0
+    checkpoint = None
+    if resume:
+        checkpoint = find_checkpoint(run_dir)
+        if saved_config(run_dir).model != config.model:
+            raise SetaeError(f"{checkpoint}: cannot resume with a different model config; drop the model flags")
+    elif (run_dir / "checkpoint").exists():
+        raise SetaeError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --run-dir")
+    if t.threads > 0:
+        torch.set_num_threads(t.threads)
+    device = pick_device("auto")
+    torch.manual_seed(t.seed)
+    train_set, val_set = make_datasets(config)
+    val_sets, _ = dataset_items(val_set, t.eval_sets)
+    model = SetAutoencoder(config.model).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, t))
+    if checkpoint is not None:
+        load_weights(model, checkpoint / "model.safetensors")
+        state = load_training_state(checkpoint)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        start_step = int(state["step"])
+    write_json(run_dir / "config.json", {**config.to_dict(), "versions": versions()})
+    log = RunLog(run_dir / "log.jsonl", start_step if resume else None)
+
+    def save(step: int) -> None:
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "rng": torch.get_rng_state(), "step": step}
+        save_checkpoint(run_dir, model, config, step, state)
+
+    model.train()
+    started = time.perf_counter()
+    window_sets, window_start = 0, started
+    bar = tqdm(range(start_step, t.steps), initial=start_step, total=t.steps, disable=not progress,
+               dynamic_ncols=True, desc="train")
+    step = start_step
+    for step in bar:
+        idx = batch_indices(len(train_set), t.batch_size, t.seed, step)
+        batch: SetBatch = collate_sets([train_set[int(i)] for i in idx]).to(device)
+        terms = model(batch)
+        beta = beta_at(step, t)
+        loss = (terms["recon"] + terms["size"] + beta * terms["kl"]).mean()
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"loss became {float(loss)} at step {step}; lower train.lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        window_sets += len(batch)
+        done = step + 1
+        if done % t.log_every == 0 or done == t.steps:
+            now = time.perf_counter()
+            record = {"step": done, "loss": loss.item(), "beta": beta, "lr": scheduler.get_last_lr()[0],
+                      "sets_per_s": window_sets / (now - window_start), "elapsed_s": now - started}
+            record.update({k: v.mean().item() for k, v in terms.items()})
+            log.write(record)
+            bar.set_postfix(loss=f"{record['loss']:.1f}", dist=f"{record['distance']:.5f}",
+                            sets_s=f"{record['sets_per_s']:.0f}")
+            window_sets, window_start = 0, now
+        if done % t.eval_every == 0 or done == t.steps:
+            metrics = evaluate(model, val_sets, seed=t.seed)
+            model.train()
+            log.write({"step": done, "split": "val", **metrics})
+            bar.write(f"step {done}: val chamfer {metrics['chamfer']:.5f} size_mae {metrics['size_mae']:.2f}")
+        out_of_time = t.max_minutes > 0 and time.perf_counter() - started > 60 * t.max_minutes
+        if done % t.checkpoint_every == 0 or done == t.steps or out_of_time:
+            save(done)
+        if out_of_time:
+            bar.write(f"stopping at step {done}: train.max_minutes={t.max_minutes} reached")
+            break
+    bar.close()
+    write_json(run_dir / "train_summary.json", {
+        "steps_done": step + 1 if t.steps > start_step else start_step,
+        "train_seconds": time.perf_counter() - started,
+        "peak_memory_mb": peak_memory_mb(device),
+        "device": str(device),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    })
+    return model.eval()

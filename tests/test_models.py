@@ -1,0 +1,80 @@
+"""The autoencoder's public API (encode / decode / reconstruct / sample) and its objective terms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_sets
+
+from setae import ModelConfig, SetAutoencoder, SetaeError
+from setae.datasets import SetBatch
+
+SMALL = dict(point_dim=2, max_size=12, latent_dim=6, encoder_dim=16, decoder_dim=16, encoder_layers=1,
+             decoder_layers=1, encoder_inducing=3, decoder_inducing=3, decoder_init_dim=4)
+
+
+def model(**kw) -> SetAutoencoder:
+    torch.manual_seed(0)
+    return SetAutoencoder(ModelConfig(**{**SMALL, **kw})).eval()
+
+
+@pytest.mark.parametrize("encoder", ["settransformer", "deepsets"])
+@pytest.mark.parametrize("decoder", ["tspn", "mlp"])
+def test_encode_is_invariant_and_decode_predicts_sizes(encoder, decoder):
+    m = model(encoder=encoder, decoder=decoder)
+    sets = random_sets([0, 1, 5, 12], 2, seed=1)
+    shuffled = [s[torch.randperm(len(s))] for s in sets]
+    z = m.encode(sets)
+    assert z.shape == (4, 6)
+    torch.testing.assert_close(m.encode(shuffled), z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(m.encode([s.numpy() for s in sets]), z)  # arrays work like tensors
+    torch.testing.assert_close(m.encode(sets[2:3])[0], z[2], atol=1e-5, rtol=1e-5)  # batch-independent
+    out = m.decode(z)
+    assert [o.shape[1] for o in out] == [2] * 4
+    assert [len(o) for o in out] == m.decoder.predict_sizes(z).tolist()
+    assert [len(o) for o in m.reconstruct(sets)] == [len(o) for o in out]
+
+
+def test_sample_is_seeded_and_only_for_vaes():
+    m = model()
+    a, b, c = m.sample(3, seed=0), m.sample(3, seed=0), m.sample(3, seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert any(len(x) != len(y) or not torch.equal(x, y) for x, y in zip(a, c, strict=True))
+    with pytest.raises(SetaeError, match="variational"):
+        model(variational=False).sample(2)
+
+
+def test_bad_sets_are_rejected_with_the_item_named():
+    m = model()
+    cases = [
+        ([np.zeros((3, 3))], "set 0 has points of dimension 3"),
+        ([np.zeros((2, 2)), np.array([[0.1, np.nan]])], "set 1 contains NaN"),
+        ([np.zeros((13, 2))], "set 0 has 13 points"),
+        ([np.zeros(4)], "set 0 has shape"),
+    ]
+    for sets, message in cases:
+        with pytest.raises(SetaeError, match=message):
+            m.encode(sets)
+    with pytest.raises(SetaeError, match="expected"):
+        m.decode(torch.zeros(2, 5))
+
+
+@pytest.mark.parametrize("variational", [True, False])
+@pytest.mark.parametrize("loss", ["chamfer", "hungarian"])
+def test_objective_terms_and_gradients(variational, loss):
+    m = model(variational=variational, loss=loss).train()
+    batch = SetBatch.from_sets(random_sets([0, 1, 7, 12], 2, seed=2))
+    terms = m(batch)
+    assert set(terms) == {"recon", "size", "kl", "distance"}
+    assert all(t.shape == (4,) and torch.isfinite(t).all() for t in terms.values())
+    assert terms["recon"][0] == 0 and (terms["size"] > 0).all() and (terms["kl"] >= 0).all()
+    assert (terms["kl"] > 0).all() == variational
+    (terms["recon"] + terms["size"] + terms["kl"]).mean().backward()
+    no_grad = [n for n, p in m.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert no_grad == []
+
+
+def test_unknown_component_is_a_config_error():
+    with pytest.raises(SetaeError, match="decoder='dspn' is not one of"):
+        model(decoder="dspn")

@@ -1,0 +1,126 @@
+"""Training: a short run lowers the held-out loss, checkpoints resume exactly, and the CLI reports user errors."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from setae import load
+from setae.cli import main
+from setae.training.config import resolve_config
+from setae.training.engine import train
+
+
+def tiny(**train):
+    return resolve_config("tiny", overrides={"train": train})
+
+
+def test_short_run_lowers_held_out_loss(tmp_path):
+    train(tiny(steps=60, eval_every=60, log_every=60), tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    val = [r for r in records if r.get("split") == "val"]
+    untrained = train(tiny(steps=0), tmp_path / "untrained", progress=False)
+    from setae.evaluation.evaluate import dataset_items, evaluate
+    from setae.training.engine import make_datasets
+
+    sets, _ = dataset_items(make_datasets(tiny())[1], 32)
+    before = evaluate(untrained, sets)
+    assert val[-1]["recon_nll"] < 0.5 * before["recon_nll"]
+    assert val[-1]["chamfer"] < before["chamfer"]
+    assert val[-1]["size_nll"] < before["size_nll"]
+
+
+def test_run_killed_at_a_random_moment_resumes_to_the_same_parameters(tmp_path):
+    args = ["train", "--preset", "tiny", "--steps", "40", "--checkpoint-every", "3", "--no-progress"]
+    assert main([*args, "--run-dir", str(tmp_path / "straight")]) == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "setae", *args, "--run-dir", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint/meta.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(random.Random(0).uniform(0, 0.3))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = json.loads((killed / "checkpoint/meta.json").read_text())["step"]
+    assert stopped_at < 40, "the run finished before it was killed; nothing was resumed"
+    assert main(["train", "--run-dir", str(killed), "--resume", "--no-progress"]) == 0
+    a = load_file(tmp_path / "straight/checkpoint/model.safetensors")
+    b = load_file(killed / "checkpoint/model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), f"differs after resuming from step {stopped_at}"
+    losses = [
+        [json.loads(line)["loss"] for line in (run / "log.jsonl").read_text().splitlines() if "split" not in line]
+        for run in (tmp_path / "straight", killed)
+    ]
+    assert losses[0] == losses[1]
+
+
+def test_resume_may_extend_training_but_not_change_the_model(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--steps", "4", "--run-dir", str(run), "--no-progress"]) == 0
+    assert main(["train", "--run-dir", str(run), "--resume", "--steps", "6", "--no-progress"]) == 0
+    assert json.loads((run / "checkpoint/meta.json").read_text())["step"] == 6
+    assert main(["train", "--run-dir", str(run), "--resume", "--latent-dim", "3", "--no-progress"]) == 2
+    assert main(["train", "--preset", "tiny", "--run-dir", str(run), "--no-progress"]) == 2  # no silent overwrite
+
+
+def test_cli_train_eval_plot(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--run-dir", str(run), "--no-progress", "--steps", "10"]) == 0
+    assert main(["eval", str(run), "--limit", "20"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("chamfer", "hungarian", "ospa", "size_acc", "size_mae", "elbo", "kl", "recon_nll", "size_nll"):
+        assert isinstance(metrics[key], float), key
+    assert metrics["num_sets"] == 20
+    assert main(["plot", str(run), "--num", "4"]) == 0
+    for name in ("reconstructions.png", "samples.png", "training_curves.png"):
+        assert (run / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model = load(run)
+    assert not model.training and model.config.max_size == 32
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--preset", "tiny", "--latent-dim", "many"], "model.latent_dim='many' is not a valid int"),
+        (["train", "--preset", "tiny", "--loss", "l1"], "loss='l1' is not one of"),
+        (["eval", "{tmp}/nothing"], "no setae checkpoint here"),
+        (["train", "--preset", "tiny", "--config", "{tmp}/bad.toml"], "unknown key train.epochs"),
+        (["train", "--preset", "tiny", "--config", "{tmp}/missing.toml"], "cannot read config file"),
+    ],
+)
+def test_cli_user_errors_are_one_line(tmp_path, args, message):
+    (tmp_path / "bad.toml").write_text("[train]\nepochs = 3\n")
+    args = [a.format(tmp=tmp_path) for a in args] + ["--run-dir", str(tmp_path / "run")] * (args[0] == "train")
+    result = subprocess.run([sys.executable, "-m", "setae", *args], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_loading_a_corrupt_or_foreign_checkpoint_fails_clearly(tmp_path):
+    run = tmp_path / "run"
+    train(tiny(steps=2), run, progress=False)
+    weights = run / "checkpoint/model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(Exception, match="cannot read weights"):
+        load(run)
+    other = tmp_path / "other"
+    train(resolve_config("tiny", overrides={"train": {"steps": 2}, "model": {"latent_dim": 4}}), other, progress=False)
+    (run / "checkpoint/model.safetensors").write_bytes((other / "checkpoint/model.safetensors").read_bytes())
+    with pytest.raises(Exception, match="has shape"):
+        load(run)
+    meta = run / "checkpoint/meta.json"
+    meta.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(Exception, match="is not 'setae-checkpoint-1'"):
+        load(run)
