@@ -20,26 +20,3 @@ def mnist_root() -> Path:
     if not folder.is_dir():
         pytest.skip(f"real MNIST not available at {folder}")
     return folder
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Random sets
-# ---------------------------------------------------------------------------------------------------------
-
-
-def random_sets(sizes: list[int], dim: int, seed: int = 0) -> list:
-    """Sets of the given sizes with float32 coordinates in [0, 1), reproducible from `seed`."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    return [torch.rand(n, dim, generator=g) for n in sizes]
-
-
-def permute_rows(points, size: int, seed: int):
-    """`points` [N, D] with its first `size` rows shuffled (padding rows stay in place)."""
-    import torch
-
-    perm = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
-    out = points.clone()
-    out[:size] = points[perm]
-    return out

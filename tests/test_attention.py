@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import permute_rows, random_sets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import permute_rows, random_sets
 from setae.datasets import SetBatch
 from setae.nn import ISAB, PMA, SAB, MultiheadAttentionBlock
 
@@ -73,7 +73,9 @@ def test_sab_changes_when_a_real_element_changes():
     block = BLOCKS["sab"]
     moved = batch.points.clone()
     moved[0, 4] = torch.randn(DIM)  # not a constant shift, which LayerNorm would remove
-    assert not torch.allclose(block(batch.points, batch.padding_mask)[0, 0], block(moved, batch.padding_mask)[0, 0])
+    assert not torch.allclose(
+        block(batch.points, batch.padding_mask)[0, 0], block(moved, batch.padding_mask)[0, 0]
+    )
 
 
 def test_bad_head_count_is_rejected():

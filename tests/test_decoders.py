@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from conftest import permute_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import permute_rows
 from setae.nn import MLPDecoder, TSPNDecoder
 from setae.nn.decoders import padding_mask_from_sizes
 
@@ -15,14 +15,20 @@ LATENT = 8
 
 def tspn(num_inducing: int) -> TSPNDecoder:
     torch.manual_seed(0)
-    return TSPNDecoder(LATENT, 3, max_size=12, dim=16, num_heads=4, num_layers=2, num_inducing=num_inducing, init_dim=4)
+    return TSPNDecoder(
+        LATENT, 3, max_size=12, dim=16, num_heads=4, num_layers=2, num_inducing=num_inducing, init_dim=4
+    )
 
 
 TSPNS = {"sab": tspn(0), "isab": tspn(3)}
 
 
 @settings(max_examples=30, deadline=None)
-@given(sizes=st.lists(st.integers(0, 12), min_size=1, max_size=4), extra=st.integers(0, 3), seed=st.integers(0, 999))
+@given(
+    sizes=st.lists(st.integers(0, 12), min_size=1, max_size=4),
+    extra=st.integers(0, 3),
+    seed=st.integers(0, 999),
+)
 def test_tspn_transform_equivariant_and_padding_invariant(sizes, extra, seed):
     g = torch.Generator().manual_seed(seed)
     sizes_t = torch.tensor(sizes)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import permute_rows, random_sets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import permute_rows, random_sets
 from setae.datasets import SetBatch
 from setae.nn import DeepSets, SetTransformer, masked_pool
 

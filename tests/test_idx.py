@@ -118,6 +118,7 @@ def test_write_rejects_unsupported_arrays(tmp_path):
         write_idx(tmp_path / "b", np.zeros(3, dtype=bool))
     with pytest.raises(SetaeError, match=r"cannot store an array of shape \[\]"):
         write_idx(tmp_path / "s", np.uint8(3))
-    with pytest.raises(SetaeError, match="cannot write"):
-        write_idx(tmp_path / "no-such-folder" / "x", np.zeros(3, dtype=np.uint8))
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(SetaeError, match="a-file/x: cannot write"):
+        write_idx(tmp_path / "a-file" / "x", np.zeros(3, dtype=np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
+from helpers import brute_force_matching, chamfer_double_loop, set_pairs, sq_dist_np
 from setae.nn import matching
 from setae.nn.losses import chamfer_loss, hungarian_loss, pairwise_sq_dist
 from setae.nn.matching import hungarian_match, match_indices
 
 LOSSES = {"chamfer": chamfer_loss, "hungarian": hungarian_loss}
-
-
-@st.composite
-def set_pairs(draw, max_size: int = 6) -> list[tuple[np.ndarray, np.ndarray]]:
-    """A batch of 1-3 pairs (X, Y) of float64 sets in R^dim, sizes 0..max_size."""
-    dim = draw(st.integers(1, 3))
-    coords = st.floats(-10, 10, allow_nan=False, width=64)
-    sizes = st.integers(0, max_size)
-    num_sets = 2 * draw(st.integers(1, 3))
-    points = [draw(arrays(np.float64, (draw(sizes), dim), elements=coords)) for _ in range(num_sets)]
-    return list(zip(points[::2], points[1::2], strict=True))
 
 
 def pad(sets: list[np.ndarray], n: int, fill: float = 0.0, scatter: bool = False) -> tuple[torch.Tensor, ...]:
@@ -47,28 +34,6 @@ def per_set(loss, pairs: list[tuple[np.ndarray, np.ndarray]], extra: int = 0, **
     x, xm = pad(list(xs), max(len(s) for s in xs) + extra, **kwargs)
     y, ym = pad(list(ys), max(len(s) for s in ys) + extra, **kwargs)
     return loss(x, y, xm, ym, reduction="none")
-
-
-def brute_force_matching(cost: np.ndarray) -> float:
-    """min over injective maps of the summed cost, min(n, m) pairs, by enumeration."""
-    if cost.shape[0] > cost.shape[1]:
-        cost = cost.T
-    n, m = cost.shape
-    if n == 0:
-        return 0.0
-    return min(sum(cost[i, p[i]] for i in range(n)) for p in itertools.permutations(range(m), n))
-
-
-def sq_dist_np(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
-
-
-def chamfer_double_loop(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) == 0 or len(y) == 0:
-        return 0.0
-    to_y = sum(min(float(((a - b) ** 2).sum()) for b in y) for a in x) / len(x)
-    to_x = sum(min(float(((a - b) ** 2).sum()) for a in x) for b in y) / len(y)
-    return to_y + to_x
 
 
 def close(a: torch.Tensor, b) -> None:
@@ -145,8 +110,13 @@ def test_empty_sets_give_zero(name):
     close(LOSSES[name](x, y, xm, ym, reduction="none"), [0.0, 0.0, 0.0])
     # Batches whose sets are all empty, down to zero rows.
     for n, m in [(0, 0), (0, 3), (3, 0)]:
-        out = LOSSES[name](torch.zeros(2, n, 2), torch.zeros(2, m, 2), torch.ones(2, n, dtype=torch.bool),
-                           torch.ones(2, m, dtype=torch.bool), reduction="none")
+        out = LOSSES[name](
+            torch.zeros(2, n, 2),
+            torch.zeros(2, m, 2),
+            torch.ones(2, n, dtype=torch.bool),
+            torch.ones(2, m, dtype=torch.bool),
+            reduction="none",
+        )
         close(out, [0.0, 0.0])
 
 

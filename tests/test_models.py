@@ -5,13 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import random_sets
 
-from setae import ModelConfig, SetAutoencoder, SetaeError
+from helpers import random_sets
+from setae import ModelConfig, SetaeError, SetAutoencoder
 from setae.datasets import SetBatch
 
-SMALL = dict(point_dim=2, max_size=12, latent_dim=6, encoder_dim=16, decoder_dim=16, encoder_layers=1,
-             decoder_layers=1, encoder_inducing=3, decoder_inducing=3, decoder_init_dim=4)
+SMALL = dict(
+    point_dim=2,
+    max_size=12,
+    latent_dim=6,
+    encoder_dim=16,
+    decoder_dim=16,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_inducing=3,
+    decoder_inducing=3,
+    decoder_init_dim=4,
+)
 
 
 def model(**kw) -> SetAutoencoder:

@@ -10,10 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import brute_force_matching, chamfer_double_loop, set_pairs, sq_dist_np
 from setae.errors import SetaeError
 from setae.evaluation import set_metrics
 from setae.evaluation.set_metrics import set_distances, summarize
-from test_losses import brute_force_matching, chamfer_double_loop, set_pairs, sq_dist_np
 
 GRID = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.5]], dtype=torch.float64)
 

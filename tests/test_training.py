@@ -1,4 +1,4 @@
-"""Training: a short run lowers the held-out loss, checkpoints resume exactly, and the CLI reports user errors."""
+"""Training: a short run lowers the held-out loss, checkpoints resume exactly, the CLI reports user errors."""
 
 from __future__ import annotations
 
@@ -42,10 +42,15 @@ def test_run_killed_at_a_random_moment_resumes_to_the_same_parameters(tmp_path):
     args = ["train", "--preset", "tiny", "--steps", "40", "--checkpoint-every", "3", "--no-progress"]
     assert main([*args, "--run-dir", str(tmp_path / "straight")]) == 0
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "setae", *args, "--run-dir", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "setae", *args, "--run-dir", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
-    while not (killed / "checkpoint/meta.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while (
+        not (killed / "checkpoint/meta.json").exists() and proc.poll() is None and time.monotonic() < deadline
+    ):
         time.sleep(0.01)
     time.sleep(random.Random(0).uniform(0, 0.3))
     proc.send_signal(signal.SIGKILL)
@@ -58,7 +63,11 @@ def test_run_killed_at_a_random_moment_resumes_to_the_same_parameters(tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), f"differs after resuming from step {stopped_at}"
     losses = [
-        [json.loads(line)["loss"] for line in (run / "log.jsonl").read_text().splitlines() if "split" not in line]
+        [
+            json.loads(line)["loss"]
+            for line in (run / "log.jsonl").read_text().splitlines()
+            if "split" not in line
+        ]
         for run in (tmp_path / "straight", killed)
     ]
     assert losses[0] == losses[1]
@@ -70,7 +79,9 @@ def test_resume_may_extend_training_but_not_change_the_model(tmp_path):
     assert main(["train", "--run-dir", str(run), "--resume", "--steps", "6", "--no-progress"]) == 0
     assert json.loads((run / "checkpoint/meta.json").read_text())["step"] == 6
     assert main(["train", "--run-dir", str(run), "--resume", "--latent-dim", "3", "--no-progress"]) == 2
-    assert main(["train", "--preset", "tiny", "--run-dir", str(run), "--no-progress"]) == 2  # no silent overwrite
+    assert (
+        main(["train", "--preset", "tiny", "--run-dir", str(run), "--no-progress"]) == 2
+    )  # no silent overwrite
 
 
 def test_cli_train_eval_plot(tmp_path, capsys):
@@ -78,7 +89,17 @@ def test_cli_train_eval_plot(tmp_path, capsys):
     assert main(["train", "--preset", "tiny", "--run-dir", str(run), "--no-progress", "--steps", "10"]) == 0
     assert main(["eval", str(run), "--limit", "20"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    for key in ("chamfer", "hungarian", "ospa", "size_acc", "size_mae", "elbo", "kl", "recon_nll", "size_nll"):
+    for key in (
+        "chamfer",
+        "hungarian",
+        "ospa",
+        "size_acc",
+        "size_mae",
+        "elbo",
+        "kl",
+        "recon_nll",
+        "size_nll",
+    ):
         assert isinstance(metrics[key], float), key
     assert metrics["num_sets"] == 20
     assert main(["plot", str(run), "--num", "4"]) == 0
@@ -100,7 +121,9 @@ def test_cli_train_eval_plot(tmp_path, capsys):
 )
 def test_cli_user_errors_are_one_line(tmp_path, args, message):
     (tmp_path / "bad.toml").write_text("[train]\nepochs = 3\n")
-    args = [a.format(tmp=tmp_path) for a in args] + ["--run-dir", str(tmp_path / "run")] * (args[0] == "train")
+    args = [a.format(tmp=tmp_path) for a in args] + ["--run-dir", str(tmp_path / "run")] * (
+        args[0] == "train"
+    )
     result = subprocess.run([sys.executable, "-m", "setae", *args], capture_output=True, text=True)
     assert result.returncode == 2
     assert message in result.stderr
@@ -116,7 +139,11 @@ def test_loading_a_corrupt_or_foreign_checkpoint_fails_clearly(tmp_path):
     with pytest.raises(Exception, match="cannot read weights"):
         load(run)
     other = tmp_path / "other"
-    train(resolve_config("tiny", overrides={"train": {"steps": 2}, "model": {"latent_dim": 4}}), other, progress=False)
+    train(
+        resolve_config("tiny", overrides={"train": {"steps": 2}, "model": {"latent_dim": 4}}),
+        other,
+        progress=False,
+    )
     (run / "checkpoint/model.safetensors").write_bytes((other / "checkpoint/model.safetensors").read_bytes())
     with pytest.raises(Exception, match="has shape"):
         load(run)

@@ -1,11 +1,11 @@
 """setae: autoencoders for sets.
 
-    import setae
-    model = setae.load("runs/demo")       # a run folder or checkpoint; CPU, eval mode
-    z = model.encode(sets)                # list of [n_i, d] tensors/arrays -> [B, latent]
-    out = model.decode(z)                 # list of [m_i, d] tensors, sizes predicted
-    out = model.reconstruct(sets)         # decode(encode(sets))
-    out = model.sample(k, seed=0)         # VAE only: k sets from the prior
+import setae
+model = setae.load("runs/demo")       # a run folder or checkpoint; CPU, eval mode
+z = model.encode(sets)                # list of [n_i, d] tensors/arrays -> [B, latent]
+out = model.decode(z)                 # list of [m_i, d] tensors, sizes predicted
+out = model.reconstruct(sets)         # decode(encode(sets))
+out = model.sample(k, seed=0)         # VAE only: k sets from the prior
 """
 
 from setae.datasets import SetBatch, collate_sets

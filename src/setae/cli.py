@@ -44,8 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add_train_args(p: argparse.ArgumentParser, run_dir: str | None) -> None:
-        p.add_argument("--preset", default="demo", choices=sorted(PRESETS),
-                       help="starting configuration (ignored when resuming: the run's saved config is used)")
+        p.add_argument(
+            "--preset",
+            default="demo",
+            choices=sorted(PRESETS),
+            help="starting configuration (ignored when resuming: the run's saved config is used)",
+        )
         p.add_argument("--config", help="TOML or JSON file with [model] and [train] tables")
         p.add_argument("--run-dir", default=run_dir, required=run_dir is None, help="output folder")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -102,7 +106,9 @@ def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
     model, config, _, checkpoint = load_checkpoint(run)
     out = checkpoint.parent / "plots"
     sets, labels = dataset_items(make_test_set(config), num)
-    written = [plot_reconstructions(sets, model.reconstruct(sets, seed=seed), out / "reconstructions.png", labels)]
+    written = [
+        plot_reconstructions(sets, model.reconstruct(sets, seed=seed), out / "reconstructions.png", labels)
+    ]
     if config.model.variational:
         written.append(plot_sets(model.sample(num, seed=seed), out / "samples.png", "samples from the prior"))
     log = checkpoint.parent / "log.jsonl"
@@ -119,11 +125,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     metrics = cmd_eval(str(run), None, 0)
     cmd_plot(str(run), 16, 0)
     summary = json.loads((run / "train_summary.json").read_text())
+    m = metrics
     print(
-        f"\nsetae demo: {summary['parameters']:,} parameters, trained {summary['train_seconds'] / 60:.1f} min, "
+        f"\nsetae demo: {summary['parameters']:,} parameters, trained "
+        f"{summary['train_seconds'] / 60:.1f} min at {summary['sets_per_s']:.0f} sets/s, "
         f"peak memory {summary['peak_memory_mb']:.0f} MB\n"
-        f"test ({metrics['num_sets']} digits): chamfer {metrics['chamfer']:.5f}  hungarian {metrics['hungarian']:.5f}"
-        f"  ospa {metrics['ospa']:.4f}  size_acc {metrics['size_acc']:.3f}  size_mae {metrics['size_mae']:.2f}\n"
+        f"test ({m['num_sets']} digits): chamfer {m['chamfer']:.5f}  hungarian {m['hungarian']:.5f}  "
+        f"ospa {m['ospa']:.4f}  size_acc {m['size_acc']:.3f}  size_mae {m['size_mae']:.2f}\n"
         f"metrics: {run / 'metrics.json'}   pictures: {run / 'plots'}/"
     )
 

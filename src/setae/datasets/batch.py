@@ -80,7 +80,9 @@ def as_point_sets(
         if t.ndim != 2:
             raise SetaeError(f"{source}: set {i} has shape {tuple(t.shape)}; expected [n, D]")
         if dim is not None and t.shape[1] != dim:
-            raise SetaeError(f"{source}: set {i} has points of dimension {t.shape[1]}; the model expects {dim}")
+            raise SetaeError(
+                f"{source}: set {i} has points of dimension {t.shape[1]}; the model expects {dim}"
+            )
         if not torch.isfinite(t).all():
             raise SetaeError(f"{source}: set {i} contains NaN or infinite coordinates")
         if max_size is not None and t.shape[0] > max_size:

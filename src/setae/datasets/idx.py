@@ -9,13 +9,13 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from setae.errors import SetaeError
+from setae.fileio import write_bytes
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -97,23 +97,4 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     data = header + array.astype(IDX_DTYPES[type_code]).tobytes()
     if path.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    write_bytes_atomically(path, data)
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file in `path`'s folder, then rename it to `path`, so that no reader ever
-    sees a partly written file. Raises SetaeError naming `path` if that fails."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise SetaeError(f"{path}: cannot write: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise SetaeError(f"{path}: cannot write: {e.strerror or e}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, data)

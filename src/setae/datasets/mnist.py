@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from setae.datasets.idx import GZIP_MAGIC, read_idx, write_bytes_atomically
+from setae.datasets.idx import GZIP_MAGIC, read_idx
 from setae.errors import SetaeError
+from setae.fileio import write_bytes
 
 MNIST_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -51,12 +52,9 @@ MNIST_MAX_SET_SIZE = 342
 _ALL_FILES: tuple[str, ...] = tuple(name for pair in MNIST_FILES.values() for name in pair)
 
 # [784, 2] float32: the point of each pixel in raster order, (column, row) / 27.
-_PIXEL_POINTS = (
-    np.stack(np.meshgrid(np.arange(IMAGE_SIDE), np.arange(IMAGE_SIDE)), axis=-1)
-    .reshape(-1, 2)
-    .astype(np.float32)
-    / np.float32(IMAGE_SIDE - 1)
-)
+_PIXEL_POINTS = np.stack(np.meshgrid(np.arange(IMAGE_SIDE), np.arange(IMAGE_SIDE)), axis=-1).reshape(
+    -1, 2
+).astype(np.float32) / np.float32(IMAGE_SIDE - 1)
 _PIXEL_INDEX = np.arange(IMAGE_SIDE * IMAGE_SIDE, dtype=np.int16)
 
 
@@ -175,7 +173,7 @@ def _download(folder: Path, names: list[str]) -> None:
                 found = "a corrupt gzip stream" if digest is None else f"content SHA-256 {digest}"
                 failures.append(f"{url}: checksum mismatch: got {found}, expected {MNIST_SHA256[name]}")
                 continue
-            write_bytes_atomically(folder / name, data)
+            write_bytes(folder / name, data)
             break
         else:
             raise SetaeError("; ".join(failures))

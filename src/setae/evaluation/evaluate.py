@@ -19,7 +19,9 @@ def dataset_items(dataset, limit: int | None = None) -> tuple[list[torch.Tensor]
 
 
 @torch.no_grad()
-def objective_terms(model: SetAutoencoder, sets: Sequence[torch.Tensor], seed: int = 0, batch_size: int = 256):
+def objective_terms(
+    model: SetAutoencoder, sets: Sequence[torch.Tensor], seed: int = 0, batch_size: int = 256
+):
     """Mean per-set objective terms in nats (`recon_nll`, `size_nll`, and for VAEs `kl` and `elbo`), with
     true sizes, one posterior sample per set drawn under `seed` (the global RNG is left untouched)."""
     totals = {"recon": 0.0, "size": 0.0, "kl": 0.0}

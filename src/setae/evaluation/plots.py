@@ -48,7 +48,10 @@ def plot_reconstructions(
     for i, (x, y) in enumerate(zip(inputs, outputs, strict=True)):
         r, c = divmod(i, cols)
         label = f"digit {labels[i]}, " if i < len(labels) else ""
-        for ax, pts, name, color in ((axes[2 * r, c], x, "input", "black"), (axes[2 * r + 1, c], y, "output", "C0")):
+        for ax, pts, name, color in (
+            (axes[2 * r, c], x, "input", "black"),
+            (axes[2 * r + 1, c], y, "output", "C0"),
+        ):
             ax.axis("on")
             _draw_set(ax, pts, f"{label if name == 'input' else ''}{name} n={len(pts)}", color)
     return _save(fig, path)

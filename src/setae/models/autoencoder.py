@@ -46,13 +46,13 @@ class ModelConfig:
     latent_dim: int = 64
     variational: bool = True
     encoder: str = "settransformer"
-    encoder_dim: int = 128
+    encoder_dim: int = 64
     encoder_layers: int = 2
     encoder_heads: int = 4
     encoder_inducing: int = 16
     deepsets_pool: str = "max"
     decoder: str = "tspn"
-    decoder_dim: int = 128
+    decoder_dim: int = 64
     decoder_layers: int = 3
     decoder_heads: int = 4
     decoder_inducing: int = 16
@@ -104,7 +104,9 @@ class SetAutoencoder(nn.Module):
         self.encoder = build_encoder(config)
         out = 2 * config.latent_dim if config.variational else config.latent_dim
         self.to_latent = nn.Linear(self.encoder.out_dim + 2, out)
-        self.latent_norm = nn.BatchNorm1d(config.latent_dim, affine=False)
+        # A tiny eps: with the default 1e-5 the encoder escapes the standardisation by shrinking the
+        # pre-norm variance below eps (observed under the VAE's KL pressure), and the codes collapse again.
+        self.latent_norm = nn.BatchNorm1d(config.latent_dim, affine=False, eps=1e-12)
         self.decoder = build_decoder(config)
 
     # ---- training-time computation on padded batches -------------------------------------------------
@@ -119,6 +121,23 @@ class SetAutoencoder(nn.Module):
             return self.latent_norm(h), None
         mean, log_var = h.chunk(2, dim=1)
         return self.latent_norm(mean), log_var.clamp(-12.0, 8.0)
+
+    @torch.no_grad()
+    def calibrate_latent_norm(self, batches: Sequence[SetBatch]) -> None:
+        """Set the code standardisation's inference statistics to the exact average over `batches`.
+
+        The pre-norm codes can have a small variance and a drifting mean, so the usual running average
+        lags behind and shifts codes at inference by several standard deviations; a fresh average over
+        training batches with the current weights does not ("precise BN")."""
+        norm = self.latent_norm
+        momentum, was_training = norm.momentum, self.training
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average
+        self.train()
+        for batch in batches:
+            self.posterior(batch)
+        norm.momentum = momentum
+        self.train(was_training)
 
     def forward(self, batch: SetBatch) -> dict[str, torch.Tensor]:
         """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`; and `distance`, the set loss."""
@@ -139,7 +158,9 @@ class SetAutoencoder(nn.Module):
 
     @torch.no_grad()
     def encode(self, sets: Sequence, batch_size: int = 512) -> torch.Tensor:
-        """sets: list of [n_i, d] tensors or arrays (n_i may be 0) -> codes [B, latent] (VAE: posterior mean)."""
+        """sets: list of [n_i, d] tensors or arrays (n_i may be 0) -> codes [B, latent].
+
+        For a VAE the code is the posterior mean."""
         c = self.config
         checked = as_point_sets(sets, dim=c.point_dim, max_size=c.max_size)
         if not checked:
@@ -176,7 +197,9 @@ class SetAutoencoder(nn.Module):
     def sample(self, k: int, seed: int = 0) -> list[torch.Tensor]:
         """k sets decoded from prior samples z ~ N(0, I) (variational models only)."""
         if not self.config.variational:
-            raise SetaeError("sample() needs a variational model (this one was trained with variational=False)")
+            raise SetaeError(
+                "sample() needs a variational model (this one was trained with variational=False)"
+            )
         generator = torch.Generator().manual_seed(seed)
         return self.decode(torch.randn(k, self.config.latent_dim, generator=generator), seed=seed)
 

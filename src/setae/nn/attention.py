@@ -61,7 +61,7 @@ class MultiheadAttentionBlock(nn.Module):
         empty = None
         if key_padding_mask is not None:
             empty = key_padding_mask.all(dim=1)
-            # An all-padding key row would give softmax over nothing (NaN): let it attend anywhere, then drop it.
+            # All-padding keys would give a softmax over nothing (NaN): attend anywhere, then drop the update.
             keep = ~key_padding_mask | empty[:, None]
             attn_mask = keep[:, None, None, :]
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
@@ -117,5 +117,7 @@ class PMA(nn.Module):
 
 def set_attention_stack(dim: int, num_heads: int, num_layers: int, num_inducing: int) -> nn.ModuleList:
     """`num_layers` ISABs with `num_inducing` points, or SABs when num_inducing is 0."""
-    make = (lambda: SAB(dim, num_heads)) if num_inducing == 0 else (lambda: ISAB(dim, num_heads, num_inducing))
+    make = (
+        (lambda: SAB(dim, num_heads)) if num_inducing == 0 else (lambda: ISAB(dim, num_heads, num_inducing))
+    )
     return nn.ModuleList(make() for _ in range(num_layers))

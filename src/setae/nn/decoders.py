@@ -2,7 +2,7 @@
 
 Every decoder has the same interface:
 
-    forward(z, sizes, generator=None) -> points [B, max(sizes), d], padding_mask [B, max(sizes)]   (sizes given: training)
+    forward(z, sizes, generator=None) -> points [B, max(sizes), d], padding_mask [B, max(sizes)]
     size_nll(z, sizes)  -> [B] negative log-likelihood of the true sizes, in nats
     predict_sizes(z)    -> [B] long, the decoder's own size estimate (inference)
 """
@@ -24,16 +24,26 @@ def padding_mask_from_sizes(sizes: torch.Tensor, n: int | None = None) -> torch.
 
 
 class CategoricalSizeHead(nn.Module):
-    """p(k | z) = softmax(MLP(z))_k over k = 0..max_size."""
+    """p(k | z) = softmax_k(a_k(z) − (k − μ(z))² / (2 s(z)²)) over k = 0..max_size.
+
+    A categorical distribution whose logits are free (a_k) plus a discretised-Gaussian bump at a regressed
+    location μ(z) ∈ [0, max_size] with width s(z): the free part can express any distribution, the bump
+    makes "the size is about μ" easy to learn from a code that varies smoothly with the size.
+    """
 
     def __init__(self, latent_dim: int, max_size: int, hidden: int = 256):
         super().__init__()
         self.max_size = max_size
-        self.net = mlp([latent_dim, hidden, max_size + 1])
+        self.net = mlp([latent_dim, hidden, max_size + 3])
+        self.register_buffer("support", torch.arange(max_size + 1, dtype=torch.float32), persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z [B, latent] -> logits [B, max_size + 1]."""
-        return self.net(z)
+        out = self.net(z)
+        free, location, log_width = out[:, :-2], out[:, -2:-1], out[:, -1:]
+        mean = self.max_size * torch.sigmoid(location)
+        width = 0.5 + (max(self.max_size, 1) / 8) * log_width.clamp(max=5.0).exp()  # starts broad
+        return free - 0.5 * ((self.support - mean) / width) ** 2
 
     def nll(self, z: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self(z), sizes.clamp(max=self.max_size), reduction="none")
@@ -83,7 +93,8 @@ class TSPNDecoder(nn.Module):
 
     1. k ~ p(k | z) (categorical head; the true size during training),
     2. an initial set of k elements e_i ~ N(μ, diag σ²) i.i.d., μ and σ learned (reparameterised),
-    3. h_i = W_e e_i + W_z z, transformed by SAB/ISAB layers (permutation-equivariant),
+    3. h_i = W_e e_i, transformed by SAB/ISAB layers (permutation-equivariant), each layer l seeing
+       h_i + W_l z, so every layer is conditioned on the code,
     4. points x_i = W_o LN(h_i).
 
     Because the initial elements are i.i.d., the decoded set is exchangeable; `generator` fixes the draw.
@@ -105,8 +116,8 @@ class TSPNDecoder(nn.Module):
         self.init_mean = nn.Parameter(torch.zeros(init_dim))
         self.init_log_std = nn.Parameter(torch.zeros(init_dim))
         self.embed_init = nn.Linear(init_dim, dim)
-        self.embed_z = nn.Linear(latent_dim, dim)
         self.layers = set_attention_stack(dim, num_heads, num_layers, num_inducing)
+        self.embed_z = nn.ModuleList(nn.Linear(latent_dim, dim) for _ in self.layers)
         self.norm = nn.LayerNorm(dim)
         self.to_points = nn.Linear(dim, out_dim)
 
@@ -118,16 +129,14 @@ class TSPNDecoder(nn.Module):
         )
         return self.init_mean + self.init_log_std.exp() * eps
 
-    def transform(
-        self, initial: torch.Tensor, z: torch.Tensor, padding_mask: torch.Tensor
-    ) -> torch.Tensor:
+    def transform(self, initial: torch.Tensor, z: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
         """initial [B, n, init_dim], z [B, latent], padding_mask [B, n] -> points [B, n, out_dim].
 
         Permutation-equivariant in the initial elements.
         """
-        h = self.embed_init(initial) + self.embed_z(z)[:, None, :]
-        for layer in self.layers:
-            h = layer(h, padding_mask)
+        h = self.embed_init(initial)
+        for layer, embed_z in zip(self.layers, self.embed_z, strict=True):
+            h = layer(h + embed_z(z)[:, None, :], padding_mask)
         return self.to_points(self.norm(h)).masked_fill(padding_mask[..., None], 0.0)
 
     def forward(

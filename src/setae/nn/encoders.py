@@ -12,7 +12,6 @@ from torch import nn
 
 from setae.nn.attention import PMA, set_attention_stack
 
-
 POOLINGS = ("sum", "mean", "max")
 
 

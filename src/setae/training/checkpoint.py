@@ -104,7 +104,9 @@ def load_training_state(checkpoint: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt file; all mean the same to the user
-        raise SetaeError(f"{path}: cannot read training state ({type(e).__name__}: {e})".splitlines()[0]) from None
+        raise SetaeError(
+            f"{path}: cannot read training state ({type(e).__name__}: {e})".splitlines()[0]
+        ) from None
 
 
 def load(path: str | Path) -> SetAutoencoder:

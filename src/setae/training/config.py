@@ -26,17 +26,18 @@ class TrainConfig:
     data_root: str = ""
     val_size: int = 5000
     batch_size: int = 64
-    steps: int = 8000
+    steps: int = 3000
     lr: float = 1e-3
     lr_warmup_steps: int = 200
     min_lr_ratio: float = 0.05
     grad_clip: float = 1e4
-    beta: float = 1.0
-    kl_warmup_steps: int = 2000
+    beta: float = 0.1
+    size_weight: float = 1.0
+    kl_warmup_steps: int = 1000
     seed: int = 0
     log_every: int = 50
-    eval_every: int = 1000
-    eval_sets: int = 1000
+    eval_every: int = 500
+    eval_sets: int = 500
     checkpoint_every: int = 500
     max_minutes: float = 0.0
     threads: int = 0
@@ -57,13 +58,37 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {},
     "long": {
         "model": {"encoder_dim": 256, "decoder_dim": 256, "encoder_layers": 3, "decoder_layers": 4},
-        "train": {"steps": 100_000, "batch_size": 128, "kl_warmup_steps": 10_000, "eval_every": 5000},
+        "train": {
+            "steps": 100_000,
+            "batch_size": 128,
+            "kl_warmup_steps": 10_000,
+            "eval_every": 5000,
+            "eval_sets": 2000,
+            "checkpoint_every": 2000,
+        },
     },
     "tiny": {
-        "model": {"encoder_dim": 32, "decoder_dim": 32, "latent_dim": 8, "encoder_layers": 1,
-                  "decoder_layers": 1, "encoder_inducing": 4, "decoder_inducing": 4, "max_size": 32},
-        "train": {"data": "synthetic", "val_size": 64, "batch_size": 16, "steps": 40, "eval_every": 20,
-                  "eval_sets": 32, "checkpoint_every": 10, "log_every": 5, "kl_warmup_steps": 10},
+        "model": {
+            "encoder_dim": 32,
+            "decoder_dim": 32,
+            "latent_dim": 8,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "encoder_inducing": 4,
+            "decoder_inducing": 4,
+            "max_size": 32,
+        },
+        "train": {
+            "data": "synthetic",
+            "val_size": 64,
+            "batch_size": 16,
+            "steps": 40,
+            "eval_every": 20,
+            "eval_sets": 32,
+            "checkpoint_every": 10,
+            "log_every": 5,
+            "kl_warmup_steps": 10,
+        },
     },
 }
 
@@ -94,7 +119,9 @@ def apply_overrides(config: Config, overrides: dict[str, dict[str, Any]], source
         known = {f.name for f in fields(target)}
         for name, value in values.items():
             if name not in known:
-                raise SetaeError(f"{source}: unknown key {section}.{name}; known keys: {', '.join(sorted(known))}")
+                raise SetaeError(
+                    f"{source}: unknown key {section}.{name}; known keys: {', '.join(sorted(known))}"
+                )
             setattr(target, name, _coerce(section, name, value, getattr(target, name), source))
     return config
 
@@ -108,7 +135,9 @@ def read_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise SetaeError(f"{path}: not a valid {'JSON' if path.suffix == '.json' else 'TOML'} file: {e}") from None
+        raise SetaeError(
+            f"{path}: not a valid {'JSON' if path.suffix == '.json' else 'TOML'} file: {e}"
+        ) from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise SetaeError(f"{path}: expected tables [model] and/or [train]")
     return data

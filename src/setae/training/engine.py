@@ -23,7 +23,13 @@ from setae.errors import SetaeError
 from setae.evaluation.evaluate import dataset_items, evaluate
 from setae.fileio import write_json
 from setae.models.autoencoder import SetAutoencoder
-from setae.training.checkpoint import find_checkpoint, load_training_state, load_weights, read_meta, save_checkpoint
+from setae.training.checkpoint import (
+    find_checkpoint,
+    load_training_state,
+    load_weights,
+    read_meta,
+    save_checkpoint,
+)
 from setae.training.config import Config, TrainConfig, config_from_dict
 from setae.versions import versions
 
@@ -51,7 +57,9 @@ def make_test_set(config: Config) -> Dataset:
     t = config.train
     if t.data == "mnist":
         return MNISTSets(root=t.data_root or None, split="test")
-    return SyntheticSets(num_sets=1024, dim=config.model.point_dim, max_size=config.model.max_size, seed=t.seed + 1)
+    return SyntheticSets(
+        num_sets=1024, dim=config.model.point_dim, max_size=config.model.max_size, seed=t.seed + 1
+    )
 
 
 def batch_indices(num_items: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
@@ -119,15 +127,23 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     if resume:
         checkpoint = find_checkpoint(run_dir)
         if saved_config(run_dir).model != config.model:
-            raise SetaeError(f"{checkpoint}: cannot resume with a different model config; drop the model flags")
+            raise SetaeError(
+                f"{checkpoint}: cannot resume with a different model config; drop the model flags"
+            )
     elif (run_dir / "checkpoint").exists():
-        raise SetaeError(f"{run_dir}: already holds a run; pass --resume to continue it or choose another --run-dir")
+        raise SetaeError(
+            f"{run_dir}: already holds a run; pass --resume to continue it or choose another --run-dir"
+        )
     if t.threads > 0:
         torch.set_num_threads(t.threads)
     device = pick_device("auto")
     torch.manual_seed(t.seed)
     train_set, val_set = make_datasets(config)
     val_sets, _ = dataset_items(val_set, t.eval_sets)
+    calibration = [  # fixed training batches for the code standardisation's inference statistics
+        collate_sets([train_set[int(i)] for i in batch_indices(len(train_set), t.batch_size, t.seed + 1, k)])
+        for k in range(16)
+    ]
     model = SetAutoencoder(config.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, t))
@@ -142,22 +158,34 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     log = RunLog(run_dir / "log.jsonl", start_step if resume else None)
 
     def save(step: int) -> None:
-        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "rng": torch.get_rng_state(), "step": step}
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": torch.get_rng_state(),
+            "step": step,
+        }
+        model.calibrate_latent_norm([b.to(device) for b in calibration])
         save_checkpoint(run_dir, model, config, step, state)
 
     model.train()
     started = time.perf_counter()
-    window_sets, window_start = 0, started
-    bar = tqdm(range(start_step, t.steps), initial=start_step, total=t.steps, disable=not progress,
-               dynamic_ncols=True, desc="train")
-    step = start_step
+    window_sets, window_seconds, total_sets, total_seconds = 0, 0.0, 0, 0.0
+    bar = tqdm(
+        range(start_step, t.steps),
+        initial=start_step,
+        total=t.steps,
+        disable=not progress,
+        dynamic_ncols=True,
+        desc="train",
+    )
+    done = start_step
     for step in bar:
+        step_started = time.perf_counter()
         idx = batch_indices(len(train_set), t.batch_size, t.seed, step)
         batch: SetBatch = collate_sets([train_set[int(i)] for i in idx]).to(device)
         terms = model(batch)
         beta = beta_at(step, t)
-        loss = (terms["recon"] + terms["size"] + beta * terms["kl"]).mean()
+        loss = (terms["recon"] + t.size_weight * terms["size"] + beta * terms["kl"]).mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"loss became {float(loss)} at step {step}; lower train.lr")
         optimizer.zero_grad(set_to_none=True)
@@ -165,18 +193,29 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         scheduler.step()
-        window_sets += len(batch)
+        seconds = time.perf_counter() - step_started
+        window_sets, window_seconds = window_sets + len(batch), window_seconds + seconds
+        total_sets, total_seconds = total_sets + len(batch), total_seconds + seconds
         done = step + 1
         if done % t.log_every == 0 or done == t.steps:
-            now = time.perf_counter()
-            record = {"step": done, "loss": loss.item(), "beta": beta, "lr": scheduler.get_last_lr()[0],
-                      "sets_per_s": window_sets / (now - window_start), "elapsed_s": now - started}
+            record = {
+                "step": done,
+                "loss": loss.item(),
+                "beta": beta,
+                "lr": scheduler.get_last_lr()[0],
+                "sets_per_s": window_sets / window_seconds,
+                "elapsed_s": time.perf_counter() - started,
+            }
             record.update({k: v.mean().item() for k, v in terms.items()})
             log.write(record)
-            bar.set_postfix(loss=f"{record['loss']:.1f}", dist=f"{record['distance']:.5f}",
-                            sets_s=f"{record['sets_per_s']:.0f}")
-            window_sets, window_start = 0, now
+            bar.set_postfix(
+                loss=f"{record['loss']:.1f}",
+                dist=f"{record['distance']:.5f}",
+                sets_s=f"{record['sets_per_s']:.0f}",
+            )
+            window_sets, window_seconds = 0, 0.0
         if done % t.eval_every == 0 or done == t.steps:
+            model.calibrate_latent_norm([b.to(device) for b in calibration])
             metrics = evaluate(model, val_sets, seed=t.seed)
             model.train()
             log.write({"step": done, "split": "val", **metrics})
@@ -188,11 +227,15 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             bar.write(f"stopping at step {done}: train.max_minutes={t.max_minutes} reached")
             break
     bar.close()
-    write_json(run_dir / "train_summary.json", {
-        "steps_done": step + 1 if t.steps > start_step else start_step,
-        "train_seconds": time.perf_counter() - started,
-        "peak_memory_mb": peak_memory_mb(device),
-        "device": str(device),
-        "parameters": sum(p.numel() for p in model.parameters()),
-    })
+    write_json(
+        run_dir / "train_summary.json",
+        {
+            "step": done,
+            "train_seconds": time.perf_counter() - started,
+            "sets_per_s": total_sets / total_seconds if total_seconds else 0.0,
+            "peak_memory_mb": peak_memory_mb(device),
+            "device": str(device),
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
+    )
     return model.eval()

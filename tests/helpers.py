@@ -1,0 +1,57 @@
+"""Shared test helpers: random sets, permutations, and brute-force reference implementations."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+
+def random_sets(sizes: list[int], dim: int, seed: int = 0) -> list:
+    """Sets of the given sizes with float32 coordinates in [0, 1), reproducible from `seed`."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(n, dim, generator=g) for n in sizes]
+
+
+def permute_rows(points, size: int, seed: int):
+    """`points` [N, D] with its first `size` rows shuffled (padding rows stay in place)."""
+    perm = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+    out = points.clone()
+    out[:size] = points[perm]
+    return out
+
+
+@st.composite
+def set_pairs(draw, max_size: int = 6) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A batch of 1-3 pairs (X, Y) of float64 sets in R^dim, sizes 0..max_size."""
+    dim = draw(st.integers(1, 3))
+    coords = st.floats(-10, 10, allow_nan=False, width=64)
+    sizes = st.integers(0, max_size)
+    num_sets = 2 * draw(st.integers(1, 3))
+    points = [draw(arrays(np.float64, (draw(sizes), dim), elements=coords)) for _ in range(num_sets)]
+    return list(zip(points[::2], points[1::2], strict=True))
+
+
+def brute_force_matching(cost: np.ndarray) -> float:
+    """min over injective maps of the summed cost, min(n, m) pairs, by enumeration."""
+    if cost.shape[0] > cost.shape[1]:
+        cost = cost.T
+    n, m = cost.shape
+    if n == 0:
+        return 0.0
+    return min(sum(cost[i, p[i]] for i in range(n)) for p in itertools.permutations(range(m), n))
+
+
+def sq_dist_np(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+
+
+def chamfer_double_loop(x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) == 0 or len(y) == 0:
+        return 0.0
+    to_y = sum(min(float(((a - b) ** 2).sum()) for b in y) for a in x) / len(x)
+    to_x = sum(min(float(((a - b) ** 2).sum()) for a in x) for b in y) / len(y)
+    return to_y + to_x
