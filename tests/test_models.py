@@ -88,3 +88,22 @@ def test_objective_terms_and_gradients(variational, loss):
 def test_unknown_component_is_a_config_error():
     with pytest.raises(SetaeError, match="decoder='dspn' is not one of"):
         model(decoder="dspn")
+
+
+def test_calibrated_latent_norm_matches_batch_statistics():
+    """After calibration on a batch, inference codes of that batch equal the training-mode (batch-stat) codes,
+    however far the running average had drifted."""
+    m = model(variational=False)
+    batch = SetBatch.from_sets(random_sets([3, 5, 8, 12, 7, 1], 2, seed=4))
+    m.latent_norm.running_mean.fill_(5.0)  # a stale running average
+    m.eval()
+    stale, _ = m.posterior(batch)
+    m.calibrate_latent_norm([batch])
+    assert not m.training
+    calibrated, _ = m.posterior(batch)
+    m.train()
+    with torch.no_grad():
+        batch_stats, _ = m.posterior(batch)
+    n = len(batch)  # BatchNorm's running variance is unbiased, its batch normalisation biased
+    torch.testing.assert_close(calibrated * (n / (n - 1)) ** 0.5, batch_stats, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(stale, calibrated, atol=1e-2)

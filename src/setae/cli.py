@@ -1,4 +1,4 @@
-"""The `setae` command line: train, eval, plot, demo.
+"""The `setae` command line: train, eval, encode, plot, demo.
 
 Every field of the model and training config is a flag (`--latent-dim 32`, `--loss hungarian`); see
 `setae train --help`. User errors print one line and exit with status 2.
@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="only the first N test sets")
     ev.add_argument("--seed", type=int, default=0)
 
+    enc = sub.add_parser("encode", help="write the codes of a file's sets as a [B, latent] .npy array")
+    enc.add_argument("run", help="run folder or checkpoint")
+    enc.add_argument(
+        "--data", required=True, help=".npz or .csv file of sets (format: setae.datasets.pointfile)"
+    )
+    enc.add_argument("--out", required=True, help="output .npy file")
+
     plot = sub.add_parser("plot", help="write reconstruction, sample and training-curve PNGs into RUN/plots")
     plot.add_argument("run", help="run folder")
     plot.add_argument("--num", type=int, default=16, help="sets per picture")
@@ -95,6 +102,28 @@ def cmd_eval(run: str, limit: int | None, seed: int) -> dict:
     write_json(checkpoint.parent / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return metrics
+
+
+def cmd_encode(run: str, data: str, out: str) -> None:
+    import numpy as np
+
+    from setae.datasets.batch import as_point_sets
+    from setae.datasets.pointfile import load_point_sets
+    from setae.evaluation.evaluate import dataset_items
+    from setae.fileio import atomic_write
+    from setae.training.checkpoint import load
+
+    model = load(run)
+    sets, _ = dataset_items(load_point_sets(data))
+    sets = as_point_sets(sets, dim=model.config.point_dim, max_size=model.config.max_size, source=data)
+    codes = model.encode(sets).numpy()
+
+    def save(tmp):
+        with tmp.open("wb") as f:
+            np.save(f, codes)
+
+    atomic_write(out, save)
+    print(f"{out}: codes of {len(codes)} sets, shape {list(codes.shape)}")
 
 
 def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
@@ -145,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_demo(args)
         elif args.command == "eval":
             cmd_eval(args.run, args.limit, args.seed)
+        elif args.command == "encode":
+            cmd_encode(args.run, args.data, args.out)
         elif args.command == "plot":
             cmd_plot(args.run, args.num, args.seed)
     except SetaeError as e:

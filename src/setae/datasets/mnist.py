@@ -16,10 +16,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from setae.datasets.idx import GZIP_MAGIC, read_idx
+from setae.datasets.packed import PackedSets
 from setae.errors import SetaeError
 from setae.fileio import write_bytes
 
@@ -179,14 +178,13 @@ def _download(folder: Path, names: list[str]) -> None:
             raise SetaeError("; ".join(failures))
 
 
-class MNISTSets(Dataset):
+class MNISTSets(PackedSets):
     """MNIST as point sets: item i is (points float32 [n_i, 2] in [0, 1]^2, label int in 0..9).
 
     All images are converted once at construction and stored as one [sum n_i, 2] array with offsets [N + 1],
     so getting an item is a slice. `root` and `download` are passed to `find_mnist`.
     """
 
-    dim = 2
     num_classes = NUM_CLASSES
 
     def __init__(
@@ -217,33 +215,5 @@ class MNISTSets(Dataset):
             raise SetaeError(f"{labels_path}: label {labels[bad[0]]} at index {bad[0]} is not in 0..9")
 
         in_set = images.reshape(len(images), -1) >= PIXEL_THRESHOLD  # [N, 784]
-        self._points = _points_of_pixels(in_set)
-        self._sizes = np.count_nonzero(in_set, axis=1)
-        self._offsets = np.concatenate([[0], np.cumsum(self._sizes)])
-        self._labels = labels.astype(np.int64)
-        for array in (self._points, self._sizes, self._offsets, self._labels):
-            array.flags.writeable = False
-
-    def __len__(self) -> int:
-        return len(self._labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} is out of range for {len(self)} MNIST {self.split} sets")
-        index %= len(self)
-        start, end = self._offsets[index], self._offsets[index + 1]
-        return torch.from_numpy(self._points[start:end].copy()), int(self._labels[index])
-
-    @property
-    def sizes(self) -> np.ndarray:
-        """[N] int: the number of points in each set (read-only)."""
-        return self._sizes
-
-    @property
-    def max_size(self) -> int:
-        return int(self._sizes.max(initial=0))
-
-    @property
-    def labels(self) -> np.ndarray:
-        """[N] int64 labels in 0..9 (read-only)."""
-        return self._labels
+        offsets = np.concatenate([[0], np.cumsum(np.count_nonzero(in_set, axis=1))])
+        super().__init__(_points_of_pixels(in_set), offsets, labels, f"MNIST {split}")

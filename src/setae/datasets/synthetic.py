@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from setae.datasets.packed import PackedSets
 from setae.errors import SetaeError
 
 SHAPES = ("sphere shell", "segment", "gaussian blob", "cube surface")
 NOISE_STD = 0.01
 
 
-class SyntheticSets(Dataset):
+class SyntheticSets(PackedSets):
     """`num_sets` point sets in R^dim; item i is (points float32 [n_i, dim], label int in 0..num_classes-1).
 
     Class c draws its points from shape c % 4 of SHAPES (in 2-D: circle, diagonal segment, gaussian blob,
@@ -36,16 +35,14 @@ class SyntheticSets(Dataset):
                 f"0 <= min_size <= max_size; got num_sets={num_sets}, dim={dim}, num_classes={num_classes}, "
                 f"min_size={min_size}, max_size={max_size}"
             )
-        self.dim = dim
-        self.max_size = max_size
         self.num_classes = num_classes
         rng = np.random.default_rng(seed)
-        self._sizes = rng.integers(min_size, max_size + 1, size=num_sets)
-        self._labels = rng.integers(0, num_classes, size=num_sets)
+        sizes = rng.integers(min_size, max_size + 1, size=num_sets)
+        labels = rng.integers(0, num_classes, size=num_sets)
         centres = 0.5 + rng.uniform(-0.1, 0.1, size=(num_sets, dim))
 
-        owner = np.repeat(np.arange(num_sets), self._sizes)  # the set each point belongs to
-        label = self._labels[owner]
+        owner = np.repeat(np.arange(num_sets), sizes)  # the set each point belongs to
+        label = labels[owner]
         total = len(owner)
         gaussian = rng.standard_normal((total, dim))
         uniform = rng.uniform(-1.0, 1.0, size=(total, dim))
@@ -60,27 +57,6 @@ class SyntheticSets(Dataset):
 
         half_width = 0.3 / (1 + label // len(SHAPES))
         points = centres[owner] + half_width[:, None] * shape + NOISE_STD * rng.standard_normal((total, dim))
-        self._points = points.astype(np.float32)
-        self._offsets = np.concatenate([[0], np.cumsum(self._sizes)])
-        for array in (self._points, self._sizes, self._offsets, self._labels):
-            array.flags.writeable = False
-
-    def __len__(self) -> int:
-        return len(self._sizes)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} is out of range for {len(self)} synthetic sets")
-        index %= len(self)
-        start, end = self._offsets[index], self._offsets[index + 1]
-        return torch.from_numpy(self._points[start:end].copy()), int(self._labels[index])
-
-    @property
-    def sizes(self) -> np.ndarray:
-        """[num_sets] int64: the number of points in each set (read-only)."""
-        return self._sizes
-
-    @property
-    def labels(self) -> np.ndarray:
-        """[num_sets] int64 labels (read-only)."""
-        return self._labels
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        super().__init__(points.reshape(-1, dim), offsets, labels, "synthetic")
+        self.max_size = max_size  # the bound sizes were drawn under, not the largest drawn

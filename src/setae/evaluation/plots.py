@@ -83,14 +83,22 @@ def plot_training_curves(log_path: Path, path: Path) -> Path:
     axes[0].set_title("training terms (nats per set)")
     axes[0].legend(fontsize=7)
     axes[1].plot(steps, [r["distance"] for r in train], label="train (true size)")
-    axes[1].plot([r["step"] for r in val], [r["chamfer"] for r in val], "o-", label="validation chamfer")
+    axes[1].plot(
+        [r["step"] for r in val],
+        [r["chamfer"] for r in val],
+        "o-",
+        label="validation chamfer (predicted size)",
+    )
     axes[1].set_yscale("log")
     axes[1].set_title("set distance")
     axes[1].legend(fontsize=7)
-    axes[2].plot([r["step"] for r in val], [r["size_mae"] for r in val], "o-", label="size MAE")
-    axes[2].plot([r["step"] for r in val], [r["size_acc"] for r in val], "s-", label="size accuracy")
+    val_steps = [r["step"] for r in val]
+    axes[2].plot(val_steps, [r["size_mae"] for r in val], "o-", color="C0")
+    axes[2].set_ylabel("size MAE (points)", color="C0")
+    accuracy = axes[2].twinx()
+    accuracy.plot(val_steps, [r["size_acc"] for r in val], "s-", color="C1")
+    accuracy.set_ylabel("size accuracy", color="C1")
     axes[2].set_title("validation set size")
-    axes[2].legend(fontsize=7)
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -30,6 +30,7 @@ from setae.errors import SetaeError
 from setae.nn.decoders import MLPDecoder, TSPNDecoder
 from setae.nn.encoders import DeepSets, SetTransformer
 from setae.nn.losses import chamfer_loss, hungarian_loss
+from setae.nn.normalization import BatchStandardize
 
 # loss name -> (per-set loss, how many times each point is counted by n · loss)
 LOSSES = {"chamfer": (chamfer_loss, 2.0), "hungarian": (hungarian_loss, 1.0)}
@@ -59,6 +60,7 @@ class ModelConfig:
     decoder_init_dim: int = 16
     loss: str = "chamfer"
     point_sigma: float = 1 / 27
+    normalize: bool = False
 
     def validate(self) -> None:
         for name, value, allowed in (
@@ -104,15 +106,35 @@ class SetAutoencoder(nn.Module):
         self.encoder = build_encoder(config)
         out = 2 * config.latent_dim if config.variational else config.latent_dim
         self.to_latent = nn.Linear(self.encoder.out_dim + 2, out)
-        # A tiny eps: with the default 1e-5 the encoder escapes the standardisation by shrinking the
-        # pre-norm variance below eps (observed under the VAE's KL pressure), and the codes collapse again.
-        self.latent_norm = nn.BatchNorm1d(config.latent_dim, affine=False, eps=1e-12)
+        # A tiny eps: with BatchNorm's 1e-5 the encoder escaped the standardisation by shrinking the pre-norm
+        # variance below eps (observed under the VAE's KL pressure), and the codes collapsed again.
+        self.latent_norm = BatchStandardize(config.latent_dim, eps=1e-12)
         self.decoder = build_decoder(config)
+        # Per-dimension standardisation of points (config.normalize), set from the training data; outputs are
+        # mapped back, so users see their own units.
+        self.register_buffer("point_mean", torch.zeros(config.point_dim))
+        self.register_buffer("point_std", torch.ones(config.point_dim))
+
+    def set_normalization(self, points: torch.Tensor) -> None:
+        """Standardise with the mean and std of `points` [total, D] (the training points)."""
+        self.point_mean.copy_(points.mean(0))
+        self.point_std.copy_(points.std(0).nan_to_num(1.0).clamp(min=1e-6))
+
+    def _normalize(self, batch: SetBatch) -> SetBatch:
+        if not self.config.normalize:
+            return batch
+        points = ((batch.points - self.point_mean) / self.point_std).masked_fill(
+            batch.padding_mask[..., None], 0
+        )
+        return SetBatch(points, batch.padding_mask, batch.sizes, batch.labels)
 
     # ---- training-time computation on padded batches -------------------------------------------------
 
     def posterior(self, batch: SetBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Code (vanilla) or posterior mean and log-variance (VAE), each [B, latent]."""
+        return self._posterior(self._normalize(batch))
+
+    def _posterior(self, batch: SetBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
         c = self.config
         n = batch.sizes.to(batch.points.dtype)[:, None]
         size_features = torch.cat([n / c.max_size, torch.log1p(n) / math.log1p(c.max_size)], dim=1)
@@ -129,19 +151,19 @@ class SetAutoencoder(nn.Module):
         The pre-norm codes can have a small variance and a drifting mean, so the usual running average
         lags behind and shifts codes at inference by several standard deviations; a fresh average over
         training batches with the current weights does not ("precise BN")."""
-        norm = self.latent_norm
-        momentum, was_training = norm.momentum, self.training
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average
+        was_training = self.training
         self.train()
+        self.latent_norm.start_calibration()
         for batch in batches:
             self.posterior(batch)
-        norm.momentum = momentum
+        self.latent_norm.finish_calibration()
         self.train(was_training)
 
     def forward(self, batch: SetBatch) -> dict[str, torch.Tensor]:
-        """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`; and `distance`, the set loss."""
-        mean, log_var = self.posterior(batch)
+        """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`; and `distance`, the set loss
+        (in normalised units when config.normalize)."""
+        batch = self._normalize(batch)
+        mean, log_var = self._posterior(batch)
         if log_var is None:
             z, kl = mean, torch.zeros_like(mean[:, 0])
         else:
@@ -187,6 +209,8 @@ class SetAutoencoder(nn.Module):
                 chunk = z[i : i + batch_size].to(device)
                 sizes = self.decoder.predict_sizes(chunk)
                 points, _ = self.decoder(chunk, sizes, generator=generator)
+                if self.config.normalize:
+                    points = points * self.point_std + self.point_mean
                 out.extend(p[: int(n)].cpu() for p, n in zip(points, sizes, strict=True))
         return out
 

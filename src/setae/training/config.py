@@ -22,11 +22,13 @@ DATASETS = ("mnist", "synthetic")
 class TrainConfig:
     """How a model is trained: data, optimisation, schedule of evaluation and checkpoints."""
 
-    data: str = "mnist"
+    data: str = "mnist"  # mnist, synthetic, or a .npz/.csv file of sets (see setae.datasets.pointfile)
     data_root: str = ""
+    test_data: str = ""
     val_size: int = 5000
     batch_size: int = 64
     steps: int = 3000
+    optimizer: str = "adamw"  # adamw, or sgd (momentum 0.9)
     lr: float = 1e-3
     lr_warmup_steps: int = 200
     min_lr_ratio: float = 0.05
@@ -41,6 +43,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     max_minutes: float = 0.0
     threads: int = 0
+    device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:1, ...
+    precision: str = "fp32"  # fp32, or bf16 (autocast; for GPUs)
+    compile: bool = False  # torch.compile the model (for GPUs)
 
 
 @dataclass
@@ -160,8 +165,15 @@ def resolve_config(
         config = apply_overrides(config, read_config_file(file), str(file))
     if overrides:
         config = apply_overrides(config, overrides, "command line")
-    if config.train.data not in DATASETS:
-        raise SetaeError(f"config: train.data={config.train.data!r} is not one of {', '.join(DATASETS)}")
+    data = config.train.data
+    if data not in DATASETS and not data.endswith((".npz", ".csv")):
+        raise SetaeError(
+            f"config: train.data={data!r} is neither one of {', '.join(DATASETS)} nor a .npz/.csv file"
+        )
+    if config.train.optimizer not in ("adamw", "sgd"):
+        raise SetaeError(f"config: train.optimizer={config.train.optimizer!r} is not one of adamw, sgd")
+    if config.train.precision not in ("fp32", "bf16"):
+        raise SetaeError(f"config: train.precision={config.train.precision!r} is not one of fp32, bf16")
     config.model.validate()
     return config
 

@@ -14,11 +14,14 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from setae.datasets import MNISTSets, SyntheticSets, collate_sets
 from setae.datasets.batch import SetBatch
+from setae.datasets.packed import PackedSets
+from setae.datasets.pointfile import load_point_sets
 from setae.errors import SetaeError
 from setae.evaluation.evaluate import dataset_items, evaluate
 from setae.fileio import write_json
@@ -30,18 +33,30 @@ from setae.training.checkpoint import (
     read_meta,
     save_checkpoint,
 )
-from setae.training.config import Config, TrainConfig, config_from_dict
+from setae.training.config import DATASETS, Config, TrainConfig, config_from_dict
+from setae.training.distributed import Distributed
 from setae.versions import versions
 
 
-def make_datasets(config: Config) -> tuple[Dataset, Dataset]:
-    """(train, validation): the validation set is the last `val_size` items of the training split."""
+def training_split(config: Config) -> PackedSets:
+    """All training sets: MNIST's training digits, synthetic sets, or the user's file `train.data`."""
     t = config.train
     if t.data == "mnist":
-        full = MNISTSets(root=t.data_root or None, split="train")
-    else:
-        full = SyntheticSets(
+        return MNISTSets(root=t.data_root or None, split="train")
+    if t.data == "synthetic":
+        return SyntheticSets(
             num_sets=4096, dim=config.model.point_dim, max_size=config.model.max_size, seed=t.seed
+        )
+    return load_point_sets(t.data)
+
+
+def make_datasets(config: Config, full: PackedSets | None = None) -> tuple[Dataset, Dataset]:
+    """(train, validation): the validation set is the last `val_size` items of the training split."""
+    t = config.train
+    full = training_split(config) if full is None else full
+    if full.dim != config.model.point_dim:
+        raise SetaeError(
+            f"{t.data}: sets have dimension {full.dim} but model.point_dim={config.model.point_dim}"
         )
     if not 0 < t.val_size < len(full):
         raise SetaeError(f"config: train.val_size={t.val_size} must be between 1 and {len(full) - 1}")
@@ -53,10 +68,15 @@ def make_datasets(config: Config) -> tuple[Dataset, Dataset]:
 
 
 def make_test_set(config: Config) -> Dataset:
-    """The held-out test split: MNIST's 10,000 test digits, or fresh synthetic sets from another seed."""
+    """The held-out test split: MNIST's 10,000 test digits, the file `train.test_data`, the validation split
+    of a user's file when there is no test file, or fresh synthetic sets from another seed."""
     t = config.train
     if t.data == "mnist":
         return MNISTSets(root=t.data_root or None, split="test")
+    if t.test_data:
+        return load_point_sets(t.test_data)
+    if t.data != "synthetic":
+        return make_datasets(config)[1]
     return SyntheticSets(
         num_sets=1024, dim=config.model.point_dim, max_size=config.model.max_size, seed=t.seed + 1
     )
@@ -81,12 +101,6 @@ def lr_factor(step: int, t: TrainConfig) -> float:
 def beta_at(step: int, t: TrainConfig) -> float:
     """KL weight: linear warm-up from 0 to `beta` over `kl_warmup_steps`."""
     return t.beta * min(1.0, step / t.kl_warmup_steps) if t.kl_warmup_steps > 0 else t.beta
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -119,10 +133,13 @@ def saved_config(run_dir: str | Path) -> Config:
 
 def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> SetAutoencoder:
     """Train from scratch into `run_dir`, or continue its checkpoint when `resume` (the model config must be
-    the saved one; the training config may differ, e.g. more steps). Returns the model in eval mode."""
+    the saved one; the training config may differ, e.g. more steps). Returns the model in eval mode.
+
+    Under torchrun each of the N processes trains on its slice of a global batch of N·batch_size sets
+    (DistributedDataParallel averages the gradients); only rank 0 logs, evaluates and writes checkpoints.
+    """
     run_dir = Path(run_dir)
     t = config.train
-    start_step = 0
     checkpoint = None
     if resume:
         checkpoint = find_checkpoint(run_dir)
@@ -136,36 +153,72 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         )
     if t.threads > 0:
         torch.set_num_threads(t.threads)
-    device = pick_device("auto")
-    torch.manual_seed(t.seed)
-    train_set, val_set = make_datasets(config)
+    ctx = Distributed.from_env(t.device)
+    device = ctx.device
+    torch.manual_seed(t.seed + ctx.rank)
+    full = training_split(config)
+    if not resume and t.data not in DATASETS:  # a user's file decides the point dimension
+        config.model.point_dim = full.dim
+    train_set, val_set = make_datasets(config, full)
     val_sets, _ = dataset_items(val_set, t.eval_sets)
+    if t.batch_size * ctx.world_size > len(train_set):
+        raise SetaeError(
+            f"config: train.batch_size={t.batch_size} × {ctx.world_size} process(es) exceeds the "
+            f"{len(train_set)} training sets"
+        )
+    calibration_size = min(64, len(train_set))
     calibration = [  # fixed training batches for the code standardisation's inference statistics
-        collate_sets([train_set[int(i)] for i in batch_indices(len(train_set), t.batch_size, t.seed + 1, k)])
+        collate_sets(
+            [train_set[int(i)] for i in batch_indices(len(train_set), calibration_size, t.seed + 1, k)]
+        )
         for k in range(16)
     ]
-    model = SetAutoencoder(config.model).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
+    model = SetAutoencoder(config.model)
+    if config.model.normalize and checkpoint is None:
+        model.set_normalization(torch.tensor(full.points_array[: full.offsets[len(train_set)]]))
+    model = model.to(device)
+    if t.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, t))
+    start_step = 0
     if checkpoint is not None:
         load_weights(model, checkpoint / "model.safetensors")
         state = load_training_state(checkpoint)
+        if len(state["rng"]) != ctx.world_size:
+            raise SetaeError(
+                f"{checkpoint}: written by {len(state['rng'])} process(es); resume it with as many, "
+                f"not {ctx.world_size}"
+            )
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"][ctx.rank])
         start_step = int(state["step"])
-    write_json(run_dir / "config.json", {**config.to_dict(), "versions": versions()})
-    log = RunLog(run_dir / "log.jsonl", start_step if resume else None)
+    net = model
+    if ctx.world_size > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if t.compile:
+        net = torch.compile(net)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
+    log = None
+    if ctx.is_main:
+        write_json(
+            run_dir / "config.json", {**config.to_dict(), "versions": versions(), "processes": ctx.world_size}
+        )
+        log = RunLog(run_dir / "log.jsonl", start_step if resume else None)
 
     def save(step: int) -> None:
-        state = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": torch.get_rng_state(),
-            "step": step,
-        }
+        rng_states = ctx.gather(torch.get_rng_state())
         model.calibrate_latent_norm([b.to(device) for b in calibration])
-        save_checkpoint(run_dir, model, config, step, state)
+        if ctx.is_main:
+            state = {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_states,
+                "step": step,
+            }
+            save_checkpoint(run_dir, model, config, step, state)
 
     model.train()
     started = time.perf_counter()
@@ -174,16 +227,18 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         range(start_step, t.steps),
         initial=start_step,
         total=t.steps,
-        disable=not progress,
         dynamic_ncols=True,
         desc="train",
+        disable=not (progress and ctx.is_main),
     )
     done = start_step
     for step in bar:
         step_started = time.perf_counter()
-        idx = batch_indices(len(train_set), t.batch_size, t.seed, step)
+        idx = batch_indices(len(train_set), t.batch_size * ctx.world_size, t.seed, step)
+        idx = idx[ctx.rank * t.batch_size : (ctx.rank + 1) * t.batch_size]
         batch: SetBatch = collate_sets([train_set[int(i)] for i in idx]).to(device)
-        terms = model(batch)
+        with autocast:
+            terms = net(batch)
         beta = beta_at(step, t)
         loss = (terms["recon"] + t.size_weight * terms["size"] + beta * terms["kl"]).mean()
         if not torch.isfinite(loss):
@@ -194,48 +249,52 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         optimizer.step()
         scheduler.step()
         seconds = time.perf_counter() - step_started
-        window_sets, window_seconds = window_sets + len(batch), window_seconds + seconds
-        total_sets, total_seconds = total_sets + len(batch), total_seconds + seconds
+        sets = len(batch) * ctx.world_size
+        window_sets, window_seconds = window_sets + sets, window_seconds + seconds
+        total_sets, total_seconds = total_sets + sets, total_seconds + seconds
         done = step + 1
         if done % t.log_every == 0 or done == t.steps:
+            names = ["loss", *terms]
+            means = ctx.mean(torch.stack([loss, *(v.mean() for v in terms.values())]).float()).tolist()
             record = {
                 "step": done,
-                "loss": loss.item(),
+                **dict(zip(names, means, strict=True)),
                 "beta": beta,
                 "lr": scheduler.get_last_lr()[0],
                 "sets_per_s": window_sets / window_seconds,
                 "elapsed_s": time.perf_counter() - started,
             }
-            record.update({k: v.mean().item() for k, v in terms.items()})
-            log.write(record)
+            if log is not None:
+                log.write(record)
             bar.set_postfix(
                 loss=f"{record['loss']:.1f}",
                 dist=f"{record['distance']:.5f}",
                 sets_s=f"{record['sets_per_s']:.0f}",
             )
             window_sets, window_seconds = 0, 0.0
-        if done % t.eval_every == 0 or done == t.steps:
+        if (done % t.eval_every == 0 or done == t.steps) and ctx.is_main:
             model.calibrate_latent_norm([b.to(device) for b in calibration])
             metrics = evaluate(model, val_sets, seed=t.seed)
             model.train()
             log.write({"step": done, "split": "val", **metrics})
             bar.write(f"step {done}: val chamfer {metrics['chamfer']:.5f} size_mae {metrics['size_mae']:.2f}")
-        out_of_time = t.max_minutes > 0 and time.perf_counter() - started > 60 * t.max_minutes
+        out_of_time = ctx.any(t.max_minutes > 0 and time.perf_counter() - started > 60 * t.max_minutes)
         if done % t.checkpoint_every == 0 or done == t.steps or out_of_time:
             save(done)
         if out_of_time:
             bar.write(f"stopping at step {done}: train.max_minutes={t.max_minutes} reached")
             break
     bar.close()
-    write_json(
-        run_dir / "train_summary.json",
-        {
+    if ctx.is_main:
+        summary = {
             "step": done,
+            "processes": ctx.world_size,
             "train_seconds": time.perf_counter() - started,
             "sets_per_s": total_sets / total_seconds if total_seconds else 0.0,
             "peak_memory_mb": peak_memory_mb(device),
             "device": str(device),
             "parameters": sum(p.numel() for p in model.parameters()),
-        },
-    )
+        }
+        write_json(run_dir / "train_summary.json", summary)
+    ctx.close()
     return model.eval()

@@ -1,0 +1,54 @@
+"""Many sets stored as one contiguous array: `points [sum n_i, D]` with `offsets [B + 1]`, so that set i is
+the slice points[offsets[i]:offsets[i+1]] and getting an item costs a slice."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+class PackedSets(Dataset):
+    """Item i is (points float32 tensor [n_i, D], label int; -1 when unlabelled). Arrays are read-only."""
+
+    def __init__(self, points: np.ndarray, offsets: np.ndarray, labels: np.ndarray | None, name: str):
+        self._points = np.ascontiguousarray(points, dtype=np.float32)
+        self._offsets = np.asarray(offsets, dtype=np.int64)
+        self._sizes = np.diff(self._offsets)
+        count = len(self._sizes)
+        self._labels = np.full(count, -1, np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+        self.name = name
+        self.dim = self._points.shape[1]
+        self.max_size = int(self._sizes.max(initial=0))
+        for array in (self._points, self._sizes, self._offsets, self._labels):
+            array.flags.writeable = False
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} {self.name} sets")
+        index %= len(self)
+        start, end = self._offsets[index], self._offsets[index + 1]
+        return torch.from_numpy(self._points[start:end].copy()), int(self._labels[index])
+
+    @property
+    def points_array(self) -> np.ndarray:
+        """[sum n_i, D] float32: every set's points, set after set."""
+        return self._points
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """[B + 1] int64: set i is points_array[offsets[i]:offsets[i + 1]]."""
+        return self._offsets
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """[B] int64: the number of points in each set."""
+        return self._sizes
+
+    @property
+    def labels(self) -> np.ndarray:
+        """[B] int64 labels (-1 for unlabelled sets)."""
+        return self._labels
