@@ -119,3 +119,23 @@ def test_train_and_encode_on_a_users_3d_file_in_their_units(tmp_path, capsys):
     )
     assert "set 0 has points of dimension 2; the model expects 3" in capsys.readouterr().err
     assert not (tmp_path / "y.npy").exists()
+
+
+def test_a_dataset_folder_is_memory_mapped_and_trains(tmp_path):
+    rng = np.random.default_rng(1)
+    sets = [rng.random((int(n), 2), dtype=np.float32) for n in rng.integers(0, 10, 300)]
+    folder = tmp_path / "big"
+    folder.mkdir()
+    np.save(folder / "points.npy", np.concatenate(sets))
+    np.save(folder / "offsets.npy", np.concatenate([[0], np.cumsum([len(s) for s in sets])]))
+    data = load_point_sets(folder)
+    assert isinstance(data.points_array, np.memmap), "points are mapped, not read"
+    np.testing.assert_array_equal(data[7][0].numpy(), sets[7])
+    mean, std = data.point_moments(len(data))
+    np.testing.assert_allclose(mean, np.concatenate(sets).astype(np.float64).mean(0), rtol=1e-9)
+    np.testing.assert_allclose(std, np.concatenate(sets).astype(np.float64).std(0), rtol=1e-6)
+    args = ["train", "--preset", "tiny", "--data", str(folder), "--normalize", "true", "--val-size", "20"]
+    assert main([*args, "--steps", "4", "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
+    (folder / "offsets.npy").unlink()
+    with pytest.raises(SetaeError, match="missing offsets.npy"):
+        load_point_sets(folder)

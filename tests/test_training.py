@@ -148,6 +148,10 @@ def test_loading_a_corrupt_or_foreign_checkpoint_fails_clearly(tmp_path):
     with pytest.raises(Exception, match="has shape"):
         load(run)
     meta = run / "checkpoint/meta.json"
+    newer = {**json.loads(meta.read_text()), "setae": "99.0.0"}
+    meta.write_text(json.dumps(newer))
+    with pytest.raises(Exception, match="written by setae 99.0.0; this is setae"):
+        load(run)
     meta.write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(Exception, match="is not 'setae-checkpoint-1'"):
         load(run)

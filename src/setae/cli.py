@@ -1,4 +1,4 @@
-"""The `setae` command line: train, eval, encode, plot, demo.
+"""The `setae` command line: train, eval, baseline, encode, plot, demo.
 
 Every field of the model and training config is a flag (`--latent-dim 32`, `--loss hungarian`); see
 `setae train --help`. User errors print one line and exit with status 2.
@@ -66,6 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run", help="run folder or checkpoint")
     ev.add_argument("--limit", type=int, help="only the first N test sets")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--no-representation",
+        dest="representation",
+        action="store_false",
+        help="skip the probe / k-means metrics of the codes and the VAE generation metrics",
+    )
+    ev.add_argument(
+        "--probe-train", type=int, default=10_000, help="training sets whose codes train the linear probes"
+    )
+    ev.add_argument(
+        "--gen-samples", type=int, default=200, help="prior samples (and test sets) for MMD / COV / 1-NNA"
+    )
+
+    base = sub.add_parser("baseline", help="score a non-neural baseline like `setae eval`")
+    base.add_argument(
+        "kind", choices=["pca"], help="pca: PCA on rasterised MNIST images (linear autoencoder)"
+    )
+    base.add_argument("--dim", type=int, required=True, help="number of principal components K")
+    base.add_argument("--limit", type=int, help="only the first N test digits")
+    base.add_argument("--probe-train", type=int, default=10_000, help="training images for the linear probes")
+    base.add_argument("--seed", type=int, default=0)
+    base.add_argument("--out", help="output folder for metrics.json (default runs/baseline-pca-K)")
 
     enc = sub.add_parser("encode", help="write the codes of a file's sets as a [B, latent] .npy array")
     enc.add_argument("run", help="run folder or checkpoint")
@@ -74,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     enc.add_argument("--out", required=True, help="output .npy file")
 
-    plot = sub.add_parser("plot", help="write reconstruction, sample and training-curve PNGs into RUN/plots")
+    plot = sub.add_parser("plot", help="write reconstruction, sample, curve and code PNGs into RUN/plots")
     plot.add_argument("run", help="run folder")
     plot.add_argument("--num", type=int, default=16, help="sets per picture")
     plot.add_argument("--seed", type=int, default=0)
@@ -90,16 +112,42 @@ def cmd_train(args: argparse.Namespace, resume: bool) -> None:
     train(config, args.run_dir, resume=resume, progress=not args.no_progress)
 
 
-def cmd_eval(run: str, limit: int | None, seed: int) -> dict:
+def cmd_eval(
+    run: str,
+    limit: int | None,
+    seed: int,
+    representation: bool = True,
+    probe_train: int = 10_000,
+    gen_samples: int = 200,
+) -> dict:
     from setae.evaluation.evaluate import dataset_items, evaluate
+    from setae.evaluation.generation import vae_metrics
+    from setae.evaluation.representation import representation_metrics
     from setae.fileio import write_json
     from setae.training.checkpoint import load_checkpoint
-    from setae.training.engine import make_test_set
+    from setae.training.engine import make_datasets, make_test_set
 
     model, config, meta, checkpoint = load_checkpoint(run)
-    sets, _ = dataset_items(make_test_set(config), limit)
+    sets, labels = dataset_items(make_test_set(config), limit)
     metrics = {"split": "test", "step": meta["step"], **evaluate(model, sets, seed=seed)}
+    if representation:
+        train_sets, train_labels = dataset_items(make_datasets(config)[0], probe_train)
+        if min(labels + train_labels) >= 0:  # labelled data only
+            metrics.update(representation_metrics(model, train_sets, train_labels, sets, labels, seed=seed))
+        if config.model.variational:
+            metrics.update(vae_metrics(model, sets, num_samples=gen_samples, seed=seed))
     write_json(checkpoint.parent / "metrics.json", metrics)
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def cmd_baseline(args: argparse.Namespace) -> dict:
+    from setae.evaluation.pca_baseline import evaluate_pca
+    from setae.fileio import write_json
+
+    metrics = {"split": "test", **evaluate_pca(args.dim, args.limit, args.probe_train, args.seed)}
+    out = Path(args.out or f"runs/baseline-pca-{args.dim}")
+    write_json(out / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return metrics
 
@@ -143,8 +191,31 @@ def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
     log = checkpoint.parent / "log.jsonl"
     if log.exists():
         written.append(plot_training_curves(log, out / "training_curves.png"))
+    written.extend(_representation_plots(model, make_test_set(config), out, seed))
     for path in written:
         print(path)
+    return written
+
+
+def _representation_plots(model, test_set, out: Path, seed: int, num_codes: int = 2000) -> list[Path]:
+    """Interpolation strips (4 pairs of test sets), and for labelled data the 2-D PCA map of the first
+    `num_codes` test codes and a gallery of their k-means clusters (k = 10)."""
+    from setae.evaluation.evaluate import dataset_items
+    from setae.evaluation.generation import interpolate
+    from setae.evaluation.plots import plot_cluster_gallery, plot_code_map, plot_interpolations
+    from setae.evaluation.representation import kmeans
+
+    sets, labels = dataset_items(test_set, num_codes)
+    written = []
+    if len(sets) >= 2:
+        pairs = min(4, len(sets) // 2)
+        lines = interpolate(model, sets[: 2 * pairs : 2], sets[1 : 2 * pairs : 2], seed=seed)
+        written.append(plot_interpolations(lines, out / "interpolations.png"))
+    if min(labels, default=-1) >= 0 and len(sets) >= 10:
+        codes = model.encode(sets)
+        written.append(plot_code_map(codes, labels, out / "code_map.png"))
+        clusters = kmeans(codes, 10, seed=seed).tolist()
+        written.append(plot_cluster_gallery(sets, clusters, out / "clusters.png"))
     return written
 
 
@@ -161,7 +232,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
         f"peak memory {summary['peak_memory_mb']:.0f} MB\n"
         f"test ({m['num_sets']} digits): chamfer {m['chamfer']:.5f}  hungarian {m['hungarian']:.5f}  "
         f"ospa {m['ospa']:.4f}  size_acc {m['size_acc']:.3f}  size_mae {m['size_mae']:.2f}\n"
-        f"metrics: {run / 'metrics.json'}   pictures: {run / 'plots'}/"
+        + (
+            f"codes: linear probe {m['probe_acc_all']:.3f} (100 labels: {m['probe_acc_100']:.3f})  "
+            f"k-means NMI {m['kmeans_nmi']:.3f}  ARI {m['kmeans_ari']:.3f}\n"
+            if "probe_acc_all" in m
+            else ""
+        )
+        + f"metrics: {run / 'metrics.json'}   pictures: {run / 'plots'}/"
     )
 
 
@@ -173,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "demo":
             cmd_demo(args)
         elif args.command == "eval":
-            cmd_eval(args.run, args.limit, args.seed)
+            cmd_eval(args.run, args.limit, args.seed, args.representation, args.probe_train, args.gen_samples)
+        elif args.command == "baseline":
+            cmd_baseline(args)
         elif args.command == "encode":
             cmd_encode(args.run, args.data, args.out)
         elif args.command == "plot":

@@ -34,12 +34,13 @@ _TYPE_CODES = {(dt.kind, dt.itemsize): code for code, dt in IDX_DTYPES.items()}
 _EXPECTED_MAGIC = "0x0000TTNN (two zero bytes, type code TT in 08/09/0B/0C/0D/0E, NN dimensions >= 1)"
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.ndarray:
     """Read an IDX file (gzipped or not, told apart by the gzip magic bytes) into a native-endian array
     of shape [d_1, ..., d_NN].
 
     Raises SetaeError naming the file if it cannot be read, the gzip stream is corrupt or truncated, the magic
-    number is wrong, or the data is not exactly d_1 * ... * d_NN elements long.
+    number is wrong (or names another number of dimensions than `expected_ndim`), or the data is not exactly
+    d_1 * ... * d_NN elements long.
     """
     path = Path(path)
     try:
@@ -62,6 +63,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     type_code, ndim = raw[2], raw[3]
     if raw[0] != 0 or raw[1] != 0 or type_code not in IDX_DTYPES or ndim == 0:
         raise SetaeError(f"{path}: wrong IDX magic number 0x{magic:08X}; expected {_EXPECTED_MAGIC}")
+    if expected_ndim is not None and ndim != expected_ndim:
+        raise SetaeError(
+            f"{path}: wrong IDX magic number 0x{magic:08X}; expected {expected_ndim} dimension(s), not {ndim}"
+        )
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
         raise SetaeError(

@@ -195,7 +195,7 @@ class MNISTSets(PackedSets):
         self.split = split
         self.folder = find_mnist(root, download)
         images_path, labels_path = (_find_file(self.folder, name) for name in MNIST_FILES[split])
-        images, labels = read_idx(images_path), read_idx(labels_path)
+        images, labels = read_idx(images_path, expected_ndim=3), read_idx(labels_path, expected_ndim=1)
         if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or images.dtype != np.uint8:
             raise SetaeError(
                 f"{images_path}: expected MNIST images of shape [N, 28, 28] and type ubyte, "

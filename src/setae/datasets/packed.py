@@ -12,7 +12,7 @@ class PackedSets(Dataset):
     """Item i is (points float32 tensor [n_i, D], label int; -1 when unlabelled). Arrays are read-only."""
 
     def __init__(self, points: np.ndarray, offsets: np.ndarray, labels: np.ndarray | None, name: str):
-        self._points = np.ascontiguousarray(points, dtype=np.float32)
+        self._points = points if points.dtype == np.float32 else points.astype(np.float32)
         self._offsets = np.asarray(offsets, dtype=np.int64)
         self._sizes = np.diff(self._offsets)
         count = len(self._sizes)
@@ -20,8 +20,10 @@ class PackedSets(Dataset):
         self.name = name
         self.dim = self._points.shape[1]
         self.max_size = int(self._sizes.max(initial=0))
-        for array in (self._points, self._sizes, self._offsets, self._labels):
+        for array in (self._sizes, self._offsets, self._labels):
             array.flags.writeable = False
+        if self._points.flags.writeable:  # a read-only memory map already is
+            self._points.flags.writeable = False
 
     def __len__(self) -> int:
         return len(self._sizes)
@@ -42,6 +44,18 @@ class PackedSets(Dataset):
     def offsets(self) -> np.ndarray:
         """[B + 1] int64: set i is points_array[offsets[i]:offsets[i + 1]]."""
         return self._offsets
+
+    def point_moments(self, num_sets: int, chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension mean and standard deviation [D] of the points of the first `num_sets` sets, in
+        chunks (float64 sums), so a memory-mapped dataset is never loaded whole."""
+        end = int(self._offsets[num_sets])
+        total, total_sq = np.zeros(self.dim), np.zeros(self.dim)
+        for start in range(0, end, chunk):
+            block = self._points[start : min(end, start + chunk)].astype(np.float64)
+            total += block.sum(0)
+            total_sq += (block**2).sum(0)
+        mean = total / max(end, 1)
+        return mean, np.sqrt(np.maximum(total_sq / max(end, 1) - mean**2, 0.0))
 
     @property
     def sizes(self) -> np.ndarray:

@@ -5,6 +5,9 @@
     offsets  [B + 1] int        set i is points[offsets[i]:offsets[i+1]]; offsets[0] = 0, offsets[B] = total
     labels   [B] int, optional  non-negative class labels
 
+A folder holding `points.npy`, `offsets.npy` (and `labels.npy`) with the same meaning is memory-mapped, not
+read: datasets larger than RAM train from it (points stored as float32 are used in place).
+
 `.csv`: a header row, then one point per row: a `set_id` column (rows of one set are consecutive), an
 optional integer `label` column (constant within a set), and the D coordinate columns (any other names).
 
@@ -25,13 +28,17 @@ from setae.datasets.packed import PackedSets
 from setae.errors import SetaeError
 from setae.fileio import atomic_write
 
+_CHUNK = 1 << 20  # points per validation / statistics chunk
+
 
 def load_point_sets(path: str | Path) -> PackedSets:
     """Read and validate a `.npz` or `.csv` file of sets (format in the module docstring)."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        points, offsets, labels = _map_folder(path)
+    elif not path.is_file():
         raise SetaeError(f"{path}: no such file")
-    if path.suffix == ".npz":
+    elif path.suffix == ".npz":
         points, offsets, labels = _read_npz(path)
     elif path.suffix == ".csv":
         points, offsets, labels = _read_csv(path)
@@ -71,6 +78,23 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
             return data["points"], data["offsets"], data["labels"] if "labels" in data.files else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise SetaeError(f"{path}: not a readable .npz file ({e})") from None
+
+
+def _map_folder(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    arrays = {}
+    for name in ("points", "offsets", "labels"):
+        file = path / f"{name}.npy"
+        if not file.exists():
+            if name == "labels":
+                continue
+            raise SetaeError(
+                f"{path}: missing {file.name} (a dataset folder holds points.npy and offsets.npy)"
+            )
+        try:
+            arrays[name] = np.load(file, mmap_mode="r" if name == "points" else None, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise SetaeError(f"{file}: not a readable .npy file ({e})") from None
+    return arrays["points"], arrays["offsets"], arrays.get("labels")
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -127,10 +151,12 @@ def _validate(path: Path, points: np.ndarray, offsets: np.ndarray, labels: np.nd
     shrinking = np.flatnonzero(np.diff(offsets) < 0)
     if len(shrinking):
         raise SetaeError(f"{path}: offsets decrease at set {shrinking[0]}")
-    bad = np.flatnonzero(~np.isfinite(points).all(axis=1))
-    if len(bad):
-        set_index = int(np.searchsorted(offsets, bad[0], side="right") - 1)
-        raise SetaeError(f"{path}: set {set_index} contains NaN or infinite coordinates (point {bad[0]})")
+    for start in range(0, len(points), _CHUNK):  # in chunks, so a memory-mapped file is never loaded whole
+        bad = np.flatnonzero(~np.isfinite(points[start : start + _CHUNK]).all(axis=1))
+        if len(bad):
+            point = start + int(bad[0])
+            set_index = int(np.searchsorted(offsets, point, side="right") - 1)
+            raise SetaeError(f"{path}: set {set_index} contains NaN or infinite coordinates (point {point})")
     if labels is not None:
         if labels.shape != (len(offsets) - 1,) or not np.issubdtype(labels.dtype, np.integer):
             raise SetaeError(f"{path}: labels must be an integer [B] array with B = {len(offsets) - 1}")

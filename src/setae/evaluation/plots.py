@@ -104,3 +104,51 @@ def plot_training_curves(log_path: Path, path: Path) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_interpolations(lines: Sequence[Sequence[torch.Tensor]], path: Path) -> Path:
+    """One row per pair: the decoded sets X_0 .. X_T along a straight line in code space (`lines` is a list
+    over t of lists over pairs, as from setae.evaluation.generation.interpolate)."""
+    steps, pairs = len(lines), len(lines[0])
+    fig, axes = plt.subplots(pairs, steps, figsize=(1.1 * steps, 1.2 * pairs), squeeze=False)
+    for t, row in enumerate(lines):
+        for i, pts in enumerate(row):
+            _draw_set(axes[i, t], pts, f"t={t}/{steps - 1}" if i == 0 else None, "C0")
+    fig.suptitle("decoded sets along straight lines between two test codes", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_code_map(codes: torch.Tensor, labels: Sequence[int], path: Path) -> Path:
+    """Codes [N, latent] projected on their first two principal components, coloured by label."""
+    x = codes.double() - codes.double().mean(0)
+    _, _, v = torch.linalg.svd(x, full_matrices=False)
+    xy = (x @ v[:2].T).numpy() if x.shape[1] >= 2 else torch.cat([x, torch.zeros_like(x)], 1).numpy()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    points = ax.scatter(
+        xy[:, 0], xy[:, 1], c=list(labels), cmap="tab10", s=4, linewidths=0, vmin=-0.5, vmax=9.5
+    )
+    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title(f"test codes ({len(xy)}), first two principal components", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_cluster_gallery(
+    sets: Sequence[torch.Tensor], clusters: Sequence[int], path: Path, per_cluster: int = 8
+) -> Path:
+    """One row per k-means cluster (largest first): its first `per_cluster` member sets and its size."""
+    ids, counts = torch.unique(torch.as_tensor(clusters), return_counts=True)
+    order = ids[counts.argsort(descending=True)].tolist()
+    members = {c: [i for i, k in enumerate(clusters) if k == c] for c in order}
+    fig, axes = plt.subplots(
+        len(order), per_cluster, figsize=(1.0 * per_cluster, 1.05 * len(order)), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, c in enumerate(order):
+        for col, i in enumerate(members[c][:per_cluster]):
+            axes[r, col].axis("on")
+            _draw_set(axes[r, col], sets[i], f"cluster {c}: {len(members[c])}" if col == 0 else None)
+    fig.suptitle("k-means clusters of test codes", fontsize=9)
+    return _save(fig, path)

@@ -115,10 +115,10 @@ class SetAutoencoder(nn.Module):
         self.register_buffer("point_mean", torch.zeros(config.point_dim))
         self.register_buffer("point_std", torch.ones(config.point_dim))
 
-    def set_normalization(self, points: torch.Tensor) -> None:
-        """Standardise with the mean and std of `points` [total, D] (the training points)."""
-        self.point_mean.copy_(points.mean(0))
-        self.point_std.copy_(points.std(0).nan_to_num(1.0).clamp(min=1e-6))
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Standardise points with the training points' per-dimension mean and std [D]."""
+        self.point_mean.copy_(mean)
+        self.point_std.copy_(std.clamp(min=1e-6))
 
     def _normalize(self, batch: SetBatch) -> SetBatch:
         if not self.config.normalize:

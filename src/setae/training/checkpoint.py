@@ -12,6 +12,7 @@ leaves either the previous checkpoint or the new one, never a mix.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -19,13 +20,13 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from setae.errors import SetaeError
-from setae.fileio import atomic_write, write_json
+from setae.fileio import write_bytes, write_json
 from setae.models.autoencoder import SetAutoencoder
 from setae.training.config import Config, config_from_dict
-from setae.versions import versions
+from setae.versions import __version__, versions
 
 FORMAT = "setae-checkpoint-1"
 CHECKPOINT = "checkpoint"
@@ -36,9 +37,17 @@ def save_checkpoint(run_dir: Path, model: SetAutoencoder, config: Config, step: 
     final, tmp, old = (run_dir / CHECKPOINT, run_dir / f"{CHECKPOINT}.tmp", run_dir / f"{CHECKPOINT}.old")
     shutil.rmtree(tmp, ignore_errors=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(tmp / "model.safetensors", lambda p: save_file(weights, str(p)))
-    atomic_write(tmp / "state.pt", lambda p: torch.save(state, p))
-    write_json(tmp / "meta.json", {"format": FORMAT, "step": step, "config": config.to_dict(), **versions()})
+    try:
+        # Serialised in memory and written by Python, so a full disk is an OSError like any other.
+        write_bytes(tmp / "model.safetensors", save(weights))
+        state_bytes = io.BytesIO()
+        torch.save(state, state_bytes)
+        write_bytes(tmp / "state.pt", state_bytes.getvalue())
+        meta = {"format": FORMAT, "step": step, "config": config.to_dict(), **versions()}
+        write_json(tmp / "meta.json", meta)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # the previous checkpoint stays as it was
+        raise
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)
@@ -67,7 +76,16 @@ def read_meta(checkpoint: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise SetaeError(f"{path}: checkpoint format {found!r} is not {FORMAT!r} (another tool or version)")
+    written_by = str(meta.get("setae", "0"))
+    if _version_tuple(written_by) > _version_tuple(__version__):
+        raise SetaeError(
+            f"{path}: written by setae {written_by}; this is setae {__version__}, please upgrade"
+        )
     return meta
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:3] if part.isdigit())
 
 
 def load_checkpoint(path: str | Path) -> tuple[SetAutoencoder, Config, dict[str, Any], Path]:

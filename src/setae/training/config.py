@@ -22,7 +22,7 @@ DATASETS = ("mnist", "synthetic")
 class TrainConfig:
     """How a model is trained: data, optimisation, schedule of evaluation and checkpoints."""
 
-    data: str = "mnist"  # mnist, synthetic, or a .npz/.csv file of sets (see setae.datasets.pointfile)
+    data: str = "mnist"  # mnist, synthetic, or a .npz/.csv file or folder of sets (setae.datasets.pointfile)
     data_root: str = ""
     test_data: str = ""
     val_size: int = 5000
@@ -166,9 +166,10 @@ def resolve_config(
     if overrides:
         config = apply_overrides(config, overrides, "command line")
     data = config.train.data
-    if data not in DATASETS and not data.endswith((".npz", ".csv")):
+    if data not in DATASETS and not (data.endswith((".npz", ".csv")) or Path(data).is_dir()):
         raise SetaeError(
-            f"config: train.data={data!r} is neither one of {', '.join(DATASETS)} nor a .npz/.csv file"
+            f"config: train.data={data!r} is neither one of {', '.join(DATASETS)} nor a .npz/.csv file or a "
+            "dataset folder"
         )
     if config.train.optimizer not in ("adamw", "sgd"):
         raise SetaeError(f"config: train.optimizer={config.train.optimizer!r} is not one of adamw, sgd")

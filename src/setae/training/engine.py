@@ -24,7 +24,7 @@ from setae.datasets.packed import PackedSets
 from setae.datasets.pointfile import load_point_sets
 from setae.errors import SetaeError
 from setae.evaluation.evaluate import dataset_items, evaluate
-from setae.fileio import write_json
+from setae.fileio import write_json, write_text
 from setae.models.autoencoder import SetAutoencoder
 from setae.training.checkpoint import (
     find_checkpoint,
@@ -60,9 +60,12 @@ def make_datasets(config: Config, full: PackedSets | None = None) -> tuple[Datas
         )
     if not 0 < t.val_size < len(full):
         raise SetaeError(f"config: train.val_size={t.val_size} must be between 1 and {len(full) - 1}")
-    largest = int(max(full.sizes))
-    if largest > config.model.max_size:
-        raise SetaeError(f"data: a set has {largest} points but model.max_size={config.model.max_size}")
+    largest = int(full.sizes.argmax())
+    if full.sizes[largest] > config.model.max_size:
+        raise SetaeError(
+            f"{t.data}: set {largest} has {full.sizes[largest]} points; "
+            f"model.max_size={config.model.max_size} (raise it with --max-size)"
+        )
     split = len(full) - t.val_size
     return Subset(full, range(split)), Subset(full, range(split, len(full)))
 
@@ -109,20 +112,31 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _step_of(line: str) -> float:
+    """The step of a log line; a line cut short by a killed process counts as past every checkpoint."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
+
+
 class RunLog:
     """RUN/log.jsonl: one JSON object per line (training records and evaluations), append-only."""
 
     def __init__(self, path: Path, resume_step: int | None):
         self.path = path
         if resume_step is not None and path.exists():  # drop records past the checkpoint we resume from
-            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
-            path.write_text("".join(line + "\n" for line in kept))
+            kept = [line for line in path.read_text().splitlines() if _step_of(line) <= resume_step]
+            write_text(path, "".join(line + "\n" for line in kept))
         elif resume_step is None:
             path.unlink(missing_ok=True)
 
     def write(self, record: dict) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise SetaeError(f"{self.path}: cannot write ({e.strerror})") from None
 
 
 def saved_config(run_dir: str | Path) -> Config:
@@ -175,7 +189,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     ]
     model = SetAutoencoder(config.model)
     if config.model.normalize and checkpoint is None:
-        model.set_normalization(torch.tensor(full.points_array[: full.offsets[len(train_set)]]))
+        model.set_normalization(*(torch.from_numpy(m).float() for m in full.point_moments(len(train_set))))
     model = model.to(device)
     if t.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9)
@@ -285,7 +299,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             bar.write(f"stopping at step {done}: train.max_minutes={t.max_minutes} reached")
             break
     bar.close()
-    if ctx.is_main:
+    if ctx.is_main and total_sets:  # a resumed run that was already finished keeps its summary
         summary = {
             "step": done,
             "processes": ctx.world_size,
