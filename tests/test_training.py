@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import signal
 import subprocess
@@ -155,3 +156,10 @@ def test_loading_a_corrupt_or_foreign_checkpoint_fails_clearly(tmp_path):
     meta.write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(Exception, match="is not 'setae-checkpoint-1'"):
         load(run)
+
+
+def test_bf16_autocast_trains(tmp_path):
+    model = train(tiny(steps=6, precision="bf16"), tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
+    assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -170,6 +170,7 @@ class SetAutoencoder(nn.Module):
             z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
             kl = 0.5 * (mean.pow(2) + log_var.exp() - log_var - 1.0).sum(1)
         points, padding_mask = self.decoder(z, batch.sizes)
+        points = points.float()  # distances in float32, also under bf16 autocast
         loss_fn, count = LOSSES[self.config.loss]
         distance = loss_fn(points, batch.points, padding_mask, batch.padding_mask, reduction="none")
         recon = distance * batch.sizes / (count * 2 * self.config.point_sigma**2)

@@ -46,6 +46,7 @@ class BatchStandardize(nn.Module):
         self._calibration: list[torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()  # statistics in float32, also under bf16 autocast
         if not self.training:
             return (x - self.running_mean) / (self.running_var + self.eps).sqrt()
         sync = self._calibration is None  # calibration is local: every process sees the same batches
