@@ -83,3 +83,12 @@ def test_mlp_decoder_presents_the_first_slots():
     assert points.shape == (2, 3, 2) and mask.tolist() == [[False] * 3, [True] * 3]
     slots, _ = dec._slots(z)
     torch.testing.assert_close(points[0], slots[0, :3])
+
+
+def test_tspn_inference_draws_do_not_depend_on_the_other_sizes():
+    """Decoding with a generator: set i's first k initial elements are the same draws whatever the sizes."""
+    dec = TSPNS["isab"]
+    small = dec.initial_set(torch.tensor([3, 2]), generator=torch.Generator().manual_seed(5))
+    large = dec.initial_set(torch.tensor([4, 12]), generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(small[0, :3], large[0, :3])
+    torch.testing.assert_close(small[1, :2], large[1, :2])

@@ -122,11 +122,16 @@ class TSPNDecoder(nn.Module):
         self.to_points = nn.Linear(dim, out_dim)
 
     def initial_set(self, sizes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """sizes [B] -> i.i.d. samples [B, max(sizes), init_dim] from the learned initial distribution."""
+        """sizes [B] -> i.i.d. samples [B, max(sizes), init_dim] from the learned initial distribution.
+
+        With a `generator` (inference), a full [B, max_size] pool is drawn and cut, so element j of set i is
+        the same draw whatever the sizes in the batch: nearby codes decode to nearby sets, and a set that
+        grows by one point keeps the others."""
         n = int(sizes.max()) if sizes.numel() else 0
+        drawn = n if generator is None else self.size_head.max_size
         eps = torch.randn(
-            sizes.shape[0], n, self.init_mean.shape[0], generator=generator, device=self.init_mean.device
-        )
+            sizes.shape[0], drawn, self.init_mean.shape[0], generator=generator, device=self.init_mean.device
+        )[:, :n]
         return self.init_mean + self.init_log_std.exp() * eps
 
     def transform(self, initial: torch.Tensor, z: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
