@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--seed", type=int, default=0)
     base.add_argument("--out", help="output folder for metrics.json (default runs/baseline-pca-K)")
 
+    report = sub.add_parser("report", help="write RUN/report.html: metrics beside PCA, pictures, config")
+    report.add_argument("run", help="run folder (after `setae eval` and `setae plot`)")
+    report.add_argument("--no-baseline", action="store_true", help="leave out the PCA row (MNIST runs only)")
+
     enc = sub.add_parser("encode", help="write the codes of a file's sets as a [B, latent] .npy array")
     enc.add_argument("run", help="run folder or checkpoint")
     enc.add_argument(
@@ -150,6 +154,30 @@ def cmd_baseline(args: argparse.Namespace) -> dict:
     write_json(out / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return metrics
+
+
+def cmd_report(run: str, baseline: bool = True) -> Path:
+    from setae.errors import SetaeError
+    from setae.evaluation.report import write_report
+    from setae.fileio import write_json
+    from setae.training.checkpoint import load_checkpoint
+
+    _, config, _, checkpoint = load_checkpoint(run)
+    folder = checkpoint.parent
+    if not (folder / "metrics.json").exists():
+        raise SetaeError(f"{folder}: no metrics.json yet; run `setae eval {run}` first")
+    pca = None
+    if baseline and config.train.data == "mnist":
+        cached = folder / f"baseline-pca-{config.model.latent_dim}.json"
+        if not cached.exists():
+            from setae.evaluation.pca_baseline import evaluate_pca
+
+            limit = json.loads((folder / "metrics.json").read_text()).get("num_sets")
+            write_json(cached, evaluate_pca(config.model.latent_dim, limit))
+        pca = json.loads(cached.read_text())
+    path = write_report(folder, pca)
+    print(path)
+    return path
 
 
 def cmd_encode(run: str, data: str, out: str) -> None:
@@ -224,6 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     cmd_train(args, resume=(run / "checkpoint").exists())
     metrics = cmd_eval(str(run), None, 0)
     cmd_plot(str(run), 16, 0)
+    cmd_report(str(run))
     summary = json.loads((run / "train_summary.json").read_text())
     m = metrics
     print(
@@ -238,7 +267,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
             if "probe_acc_all" in m
             else ""
         )
-        + f"metrics: {run / 'metrics.json'}   pictures: {run / 'plots'}/"
+        + f"metrics: {run / 'metrics.json'}   pictures: {run / 'plots'}/   report: {run / 'report.html'}"
     )
 
 
@@ -253,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_eval(args.run, args.limit, args.seed, args.representation, args.probe_train, args.gen_samples)
         elif args.command == "baseline":
             cmd_baseline(args)
+        elif args.command == "report":
+            cmd_report(args.run, baseline=not args.no_baseline)
         elif args.command == "encode":
             cmd_encode(args.run, args.data, args.out)
         elif args.command == "plot":
