@@ -26,9 +26,13 @@ def report(tmp_path_factory):
 
 def test_report_embeds_every_picture_and_the_metrics(report):
     page = report.read_text()
-    pictures = sorted((report.parent / "plots").glob("*.png"))
-    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(pictures) >= 3 and len(images) == len(pictures)
+    pictures = sorted((report.parent / "plots").glob("*.[pg][ni][gf]"))  # .png and .gif
+    images = re.findall(r'src="data:image/(?:png|gif);base64,([^"]+)"', page)
+    assert {p.name for p in pictures} >= {"reconstructions.png", "interpolation.gif", "traversal.png"}
+    assert len(images) == len(pictures)
+    from PIL import Image
+
+    assert Image.open(report.parent / "plots/interpolation.gif").n_frames > 10, "an animation, not a still"
     assert sorted(base64.b64decode(i) for i in images) == sorted(p.read_bytes() for p in pictures)
     assert "chamfer" in page and "size_mae" in page and '"latent_dim": 8' in html.unescape(page)
     assert "http://" not in page and "https://" not in page, "nothing is fetched from the network"

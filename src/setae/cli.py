@@ -226,11 +226,18 @@ def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
 
 
 def _representation_plots(model, test_set, out: Path, seed: int, num_codes: int = 2000) -> list[Path]:
-    """Interpolation strips (4 pairs of test sets), and for labelled data the 2-D PCA map of the first
-    `num_codes` test codes and a gallery of their k-means clusters (k = 10)."""
+    """Interpolation strips (4 pairs of test sets) and an animated GIF of the first, a latent traversal along
+    the codes' principal directions, and for labelled data the 2-D PCA map of the first `num_codes` test
+    codes and a gallery of their k-means clusters (k = 10)."""
     from setae.evaluation.evaluate import dataset_items
-    from setae.evaluation.generation import interpolate
-    from setae.evaluation.plots import plot_cluster_gallery, plot_code_map, plot_interpolations
+    from setae.evaluation.generation import interpolate, latent_traversal
+    from setae.evaluation.plots import (
+        animate_sets,
+        plot_cluster_gallery,
+        plot_code_map,
+        plot_interpolations,
+        plot_traversal,
+    )
     from setae.evaluation.representation import kmeans
 
     sets, labels = dataset_items(test_set, num_codes)
@@ -239,6 +246,12 @@ def _representation_plots(model, test_set, out: Path, seed: int, num_codes: int 
         pairs = min(4, len(sets) // 2)
         lines = interpolate(model, sets[: 2 * pairs : 2], sets[1 : 2 * pairs : 2], seed=seed)
         written.append(plot_interpolations(lines, out / "interpolations.png"))
+        there = [line[0] for line in interpolate(model, sets[:1], sets[1:2], steps=20, seed=seed)]
+        written.append(animate_sets(there + there[::-1], out / "interpolation.gif", "interpolation"))
+    if len(sets) >= 4:
+        offsets = (-2.0, -1.0, 0.0, 1.0, 2.0)
+        columns = latent_traversal(model, model.encode(sets), directions=3, offsets=offsets, seed=seed)
+        written.append(plot_traversal(columns, offsets, out / "traversal.png"))
     if min(labels, default=-1) >= 0 and len(sets) >= 10:
         codes = model.encode(sets)
         written.append(plot_code_map(codes, labels, out / "code_map.png"))

@@ -117,6 +117,22 @@ def interpolate(
     return [model.decode(za + (t / steps) * (zb - za), seed=seed) for t in range(steps + 1)]
 
 
+def latent_traversal(
+    model: SetAutoencoder,
+    codes: Tensor,
+    directions: int = 3,
+    offsets: Sequence[float] = (-2, -1, 0, 1, 2),
+    seed: int = 0,
+) -> list[list[Tensor]]:
+    """Decoded sets at mean + a·σ_k·v_k for the first `directions` principal directions v_k of `codes`
+    [N, latent] (σ_k their standard deviations) and a in `offsets`: a list over offsets of lists over k."""
+    centred = codes.double() - codes.double().mean(0)
+    _, s, v = torch.linalg.svd(centred, full_matrices=False)
+    sigma = s[:directions] / max(len(codes) - 1, 1) ** 0.5
+    mean = codes.double().mean(0)
+    return [model.decode((mean + a * sigma[:, None] * v[:directions]).float(), seed=seed) for a in offsets]
+
+
 def interpolation_smoothness(
     model: SetAutoencoder, sets_a: Sequence, sets_b: Sequence, steps: int = 8, seed: int = 0
 ) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,16 +107,58 @@ def plot_training_curves(log_path: Path, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_set_grid(
+    columns: Sequence[Sequence[torch.Tensor]], path: Path, title: str, titles: Sequence[str]
+) -> Path:
+    """A grid of sets: `columns[c][r]` is drawn in column c, row r; `titles` label the columns."""
+    steps, rows = len(columns), len(columns[0])
+    fig, axes = plt.subplots(rows, steps, figsize=(1.1 * steps, 1.2 * rows), squeeze=False)
+    for c, column in enumerate(columns):
+        for r, pts in enumerate(column):
+            _draw_set(axes[r, c], pts, titles[c] if r == 0 else None, "C0")
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
 def plot_interpolations(lines: Sequence[Sequence[torch.Tensor]], path: Path) -> Path:
     """One row per pair: the decoded sets X_0 .. X_T along a straight line in code space (`lines` is a list
     over t of lists over pairs, as from setae.evaluation.generation.interpolate)."""
-    steps, pairs = len(lines), len(lines[0])
-    fig, axes = plt.subplots(pairs, steps, figsize=(1.1 * steps, 1.2 * pairs), squeeze=False)
-    for t, row in enumerate(lines):
-        for i, pts in enumerate(row):
-            _draw_set(axes[i, t], pts, f"t={t}/{steps - 1}" if i == 0 else None, "C0")
-    fig.suptitle("decoded sets along straight lines between two test codes", fontsize=9)
-    return _save(fig, path)
+    titles = [f"t={t}/{len(lines) - 1}" for t in range(len(lines))]
+    return plot_set_grid(lines, path, "decoded sets along straight lines between two test codes", titles)
+
+
+def plot_traversal(columns: Sequence[Sequence[torch.Tensor]], offsets: Sequence[float], path: Path) -> Path:
+    """One row per principal direction of the codes: sets decoded at mean + offset·σ·direction."""
+    titles = [f"{a:+.1f}σ" for a in offsets]
+    return plot_set_grid(columns, path, "latent traversal along the codes' principal directions", titles)
+
+
+def animate_sets(
+    frames: Sequence[torch.Tensor], path: Path, title: str, seconds_per_frame: float = 0.12
+) -> Path:
+    """An animated GIF with one set per frame (e.g. an interpolation there and back)."""
+    from PIL import Image
+
+    images = []
+    for pts in frames:
+        fig, ax = plt.subplots(figsize=(2.4, 2.6))
+        _draw_set(ax, pts, f"{title}\nn={len(pts)}", "C0")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        plt.close(fig)
+        images.append(Image.open(io.BytesIO(buffer.getvalue())).convert("P"))
+
+    def write(tmp: Path) -> None:
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=int(1000 * seconds_per_frame),
+            loop=0,
+        )
+
+    return atomic_write(path, write)
 
 
 def plot_code_map(codes: torch.Tensor, labels: Sequence[int], path: Path) -> Path:

@@ -91,8 +91,8 @@ def write_report(run: Path, baseline: dict | None = None) -> Path:
         rows[f"PCA-{latent} (linear baseline)"] = baseline
     pictures = "".join(
         f'<h3>{html.escape(p.stem.replace("_", " "))}</h3><img alt="{html.escape(p.stem)}" '
-        f'src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-        for p in sorted((run / "plots").glob("*.png"))
+        f'src="data:image/{p.suffix[1:]};base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        for p in sorted([*(run / "plots").glob("*.png"), *(run / "plots").glob("*.gif")])
     )
     text = (
         f"{summary.get('parameters', 0):,} parameters; trained "
