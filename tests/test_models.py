@@ -107,3 +107,17 @@ def test_calibrated_latent_norm_matches_batch_statistics():
     n = len(batch)  # BatchNorm's running variance is unbiased, its batch normalisation biased
     torch.testing.assert_close(calibrated * (n / (n - 1)) ** 0.5, batch_stats, atol=1e-4, rtol=1e-4)
     assert not torch.allclose(stale, calibrated, atol=1e-2)
+
+
+def test_importance_weighted_bound_is_at_least_the_elbo():
+    from setae.evaluation.evaluate import importance_weighted_bound, objective_terms
+
+    m = model()
+    sets = random_sets([5, 9, 12, 3] * 8, 2, seed=6)
+    elbo = objective_terms(m, sets)["elbo"]
+    one = importance_weighted_bound(m, sets, num_samples=1)
+    many = importance_weighted_bound(m, sets, num_samples=64)
+    assert abs(one - elbo) < 0.1 * abs(elbo), "K = 1 estimates the ELBO"
+    assert many > one
+    with pytest.raises(SetaeError, match="variational"):
+        model(variational=False).importance_bound(SetBatch.from_sets(sets[:2]))

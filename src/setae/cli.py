@@ -16,6 +16,8 @@ from setae.errors import SetaeError
 from setae.models.autoencoder import ModelConfig
 from setae.training.config import PRESETS, TrainConfig
 
+IWAE_SETS = 200  # test sets for the 64-sample importance-weighted bound (64 decoder passes each)
+
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for section, cls in (("model", ModelConfig), ("train", TrainConfig)):
@@ -124,7 +126,7 @@ def cmd_eval(
     probe_train: int = 10_000,
     gen_samples: int = 200,
 ) -> dict:
-    from setae.evaluation.evaluate import dataset_items, evaluate
+    from setae.evaluation.evaluate import dataset_items, evaluate, importance_weighted_bound
     from setae.evaluation.generation import vae_metrics
     from setae.evaluation.representation import representation_metrics
     from setae.fileio import write_json
@@ -140,6 +142,9 @@ def cmd_eval(
             metrics.update(representation_metrics(model, train_sets, train_labels, sets, labels, seed=seed))
         if config.model.variational:
             metrics.update(vae_metrics(model, sets, num_samples=gen_samples, seed=seed))
+            iwae_sets = sets[:IWAE_SETS]
+            metrics["iwae_64"] = importance_weighted_bound(model, iwae_sets, num_samples=64, seed=seed)
+            metrics["iwae_sets"] = len(iwae_sets)
     write_json(checkpoint.parent / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return metrics

@@ -42,6 +42,29 @@ def objective_terms(
     return out
 
 
+@torch.no_grad()
+def importance_weighted_bound(
+    model: SetAutoencoder,
+    sets: Sequence[torch.Tensor],
+    num_samples: int = 64,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> float:
+    """Mean importance-weighted bound on log p(X) in nats over `sets` (VAEs; see `importance_bound`), drawn
+    under `seed` with the global RNG left untouched."""
+    device = next(model.parameters()).device
+    total = 0.0
+    was_training = model.training
+    model.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(0, len(sets), batch_size):
+            batch = SetBatch.from_sets(list(sets[i : i + batch_size])).to(device)
+            total += float(model.importance_bound(batch, num_samples).sum())
+    model.train(was_training)
+    return total / len(sets)
+
+
 def evaluate(model: SetAutoencoder, sets: Sequence[torch.Tensor], seed: int = 0) -> dict[str, float]:
     """Reconstruct `sets` with the model's own size predictions and score them (see set_metrics), plus the
     objective terms. Returns a flat dict of floats."""

@@ -169,13 +169,41 @@ class SetAutoencoder(nn.Module):
         else:
             z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
             kl = 0.5 * (mean.pow(2) + log_var.exp() - log_var - 1.0).sum(1)
+        return {**self._negative_log_likelihood(batch, z), "kl": kl}
+
+    def _negative_log_likelihood(self, batch: SetBatch, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """−log p(X | z) split into `recon` and `size` [B] (nats), and `distance`, for a normalised batch."""
         points, padding_mask = self.decoder(z, batch.sizes)
         points = points.float()  # distances in float32, also under bf16 autocast
         loss_fn, count = LOSSES[self.config.loss]
         distance = loss_fn(points, batch.points, padding_mask, batch.padding_mask, reduction="none")
         recon = distance * batch.sizes / (count * 2 * self.config.point_sigma**2)
         size = self.decoder.size_nll(z, batch.sizes)
-        return {"recon": recon, "size": size, "kl": kl, "distance": distance}
+        return {"recon": recon, "size": size, "distance": distance}
+
+    @torch.no_grad()
+    def importance_bound(self, batch: SetBatch, num_samples: int = 64) -> torch.Tensor:
+        """The importance-weighted bound (Burda et al., 2016) per set [B], in nats, VAEs only:
+
+            log p(X) ≥ log (1/K) Σ_k p(X | z_k) p(z_k) / q(z_k | X),   z_k ~ q(z | X),
+
+        with −log p(X | z) = recon + size as in training; K = 1 gives the ELBO in expectation, larger K a
+        tighter bound.
+        """
+        if not self.config.variational:
+            raise SetaeError("importance_bound() needs a variational model")
+        batch = self._normalize(batch)
+        mean, log_var = self._posterior(batch)
+        std = (0.5 * log_var).exp()
+        prior, posterior = torch.distributions.Normal(0.0, 1.0), torch.distributions.Normal(mean, std)
+        log_weights = []
+        for _ in range(num_samples):
+            z = mean + std * torch.randn_like(mean)
+            nll = self._negative_log_likelihood(batch, z)
+            log_weights.append(
+                -(nll["recon"] + nll["size"]) + prior.log_prob(z).sum(1) - posterior.log_prob(z).sum(1)
+            )
+        return torch.logsumexp(torch.stack(log_weights, 1), 1) - math.log(num_samples)
 
     # ---- the public API on lists of sets -------------------------------------------------------------
 
