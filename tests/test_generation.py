@@ -80,3 +80,31 @@ def test_cli_eval_adds_generation_metrics_for_a_vae_and_skips_them_on_request(tm
         assert isinstance(metrics[key], float), key
     assert main(["eval", str(run), "--limit", "24", "--no-representation"]) == 0
     assert "gen_mmd" not in json.loads((run / "metrics.json").read_text())
+
+
+def test_rasterize_inverts_the_mnist_protocol(mnist_root):
+    from setae.datasets import MNISTSets, read_idx
+    from setae.datasets.mnist import MNIST_FILES, PIXEL_THRESHOLD
+    from setae.evaluation.generation import rasterize
+
+    images = read_idx(mnist_root / MNIST_FILES["test"][0])[:50]
+    test = MNISTSets(mnist_root, split="test")
+    raster = rasterize([test[i][0] for i in range(50)])
+    expected = torch.as_tensor((images.reshape(50, -1) >= PIXEL_THRESHOLD).astype("float64"))
+    assert torch.equal(raster, expected)
+
+
+def test_digit_classifier_is_confident_on_digits_and_not_on_noise(mnist_root):
+    from setae.datasets import MNISTSets
+    from setae.evaluation.evaluate import dataset_items
+    from setae.evaluation.generation import sample_confidence
+
+    train_sets, train_labels = dataset_items(MNISTSets(mnist_root, split="train"), 2000)
+    test_sets, test_labels = dataset_items(MNISTSets(mnist_root, split="test"), 300)
+    g = torch.Generator().manual_seed(0)
+    noise = [torch.rand(150, 2, generator=g) for _ in range(100)]
+    digits = sample_confidence(test_sets[:100], train_sets, train_labels, test_sets, test_labels)
+    blobs = sample_confidence(noise, train_sets, train_labels, test_sets, test_labels)
+    assert digits["digit_classifier_acc"] > 0.8
+    assert digits["samples_confident"] > 0.5
+    assert blobs["samples_confident"] < digits["samples_confident"] - 0.3

@@ -127,7 +127,7 @@ def cmd_eval(
     gen_samples: int = 200,
 ) -> dict:
     from setae.evaluation.evaluate import dataset_items, evaluate, importance_weighted_bound
-    from setae.evaluation.generation import vae_metrics
+    from setae.evaluation.generation import sample_confidence, vae_metrics
     from setae.evaluation.representation import representation_metrics
     from setae.fileio import write_json
     from setae.training.checkpoint import load_checkpoint
@@ -145,6 +145,9 @@ def cmd_eval(
             iwae_sets = sets[:IWAE_SETS]
             metrics["iwae_64"] = importance_weighted_bound(model, iwae_sets, num_samples=64, seed=seed)
             metrics["iwae_sets"] = len(iwae_sets)
+            if config.train.data == "mnist":
+                samples = model.sample(gen_samples, seed=seed)
+                metrics.update(sample_confidence(samples, train_sets, train_labels, sets, labels))
     write_json(checkpoint.parent / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return metrics

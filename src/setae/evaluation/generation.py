@@ -159,3 +159,39 @@ def vae_metrics(
         starts, ends = test_sets[: 2 * pairs : 2], test_sets[1 : 2 * pairs : 2]
         out["interp_smoothness"] = interpolation_smoothness(model, starts, ends, seed=seed)
     return out
+
+
+def rasterize(sets: Sequence[Tensor], side: int = 28) -> Tensor:
+    """2-D sets with coordinates in [0, 1] (x right, y down) -> binary images [N, side·side], the inverse of
+    the MNIST protocol: point (x, y) lights pixel (row, column) = round((y, x) · (side − 1))."""
+    images = torch.zeros(len(sets), side * side, dtype=torch.float64)
+    for i, points in enumerate(sets):
+        if len(points):
+            cells = (
+                (torch.as_tensor(points, dtype=torch.float64)[:, :2] * (side - 1)).round().clamp(0, side - 1)
+            )
+            images[i, (cells[:, 1] * side + cells[:, 0]).long()] = 1.0
+    return images
+
+
+def sample_confidence(
+    samples: Sequence[Tensor],
+    train_sets: Sequence[Tensor],
+    train_labels: Sequence[int],
+    test_sets: Sequence[Tensor],
+    test_labels: Sequence[int],
+    threshold: float = 0.9,
+) -> dict[str, float]:
+    """A simple digit classifier — logistic regression on rasterised sets, fitted on (train_sets,
+    train_labels) — scores the samples: `samples_confident` is the fraction it assigns to some digit with
+    probability > `threshold`; `digit_classifier_acc` is its accuracy on the test sets, for reference."""
+    from setae.evaluation.representation import fit_logistic_regression
+
+    labels = torch.as_tensor(list(train_labels), dtype=torch.long)
+    classify = fit_logistic_regression(
+        rasterize(train_sets), labels, int(labels.max()) + 1, standardize=False
+    )
+    test_prediction = classify(rasterize(test_sets)).argmax(1)
+    accuracy = (test_prediction == torch.as_tensor(list(test_labels))).double().mean()
+    confident = (classify(rasterize(samples)).max(1).values > threshold).double().mean()
+    return {"samples_confident": float(confident), "digit_classifier_acc": float(accuracy)}

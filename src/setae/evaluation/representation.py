@@ -46,7 +46,6 @@ def linear_probe(
     test_codes,
     test_labels,
     num_labels: int | None = None,
-    seed: int = 0,
     weight_decay: float = 1e-3,
     max_iter: int = 200,
 ) -> float:
@@ -54,8 +53,8 @@ def linear_probe(
 
     Codes are standardised with the training mean and std; the weights W [d, L] and bias b [L] minimise
         mean_i −log softmax(z_i W + b)[y_i] + (weight_decay / 2) |W|²
-    by L-BFGS in float64 from small random weights drawn under `seed` (the problem is convex, so the start
-    barely matters). L = num_labels, or 1 + the largest label seen."""
+    by L-BFGS in float64 from zero weights (the problem is convex). L = num_labels, or 1 + the largest
+    label seen."""
     x_train = torch.as_tensor(_as_array(train_codes, "train codes", 2), dtype=torch.float64)
     x_test = torch.as_tensor(_as_array(test_codes, "test codes", 2), dtype=torch.float64)
     y_train = torch.as_tensor(_as_array(train_labels, "train labels", 1), dtype=torch.long)
@@ -67,11 +66,29 @@ def linear_probe(
             f"linear probe: train codes are {x_train.shape[1]}-d but test codes {x_test.shape[1]}-d"
         )
     num_labels = num_labels or int(max(y_train.max(), y_test.max())) + 1
+    classify = fit_logistic_regression(x_train, y_train, num_labels, weight_decay, max_iter)
+    return float((classify(x_test).argmax(1) == y_test).double().mean())
+
+
+def fit_logistic_regression(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    num_labels: int,
+    weight_decay: float = 1e-3,
+    max_iter: int = 200,
+    standardize: bool = True,
+):
+    """Fit the model of `linear_probe` on (x_train [N, d], y_train [N]); returns x [M, d] -> probabilities
+    [M, num_labels]. `standardize=False` keeps features as they are (e.g. binary pixels, where a rarely lit
+    pixel would otherwise be scaled up enormously)."""
+    x_train = torch.as_tensor(x_train, dtype=torch.float64)
     mean, std = x_train.mean(0), x_train.std(0, unbiased=False).clamp(min=1e-12)
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-    generator = torch.Generator().manual_seed(seed)
-    weight = 0.01 * torch.randn(x_train.shape[1], num_labels, dtype=torch.float64, generator=generator)
-    weight.requires_grad_(True)
+    if not standardize:
+        mean, std = torch.zeros_like(mean), torch.ones_like(std)
+    x_train = (x_train - mean) / std
+    # Zero start (the problem is convex): a feature that is constant in training keeps weight 0, so it cannot
+    # swing predictions on inputs where it is not (e.g. a pixel never lit in training).
+    weight = torch.zeros(x_train.shape[1], num_labels, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(num_labels, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS(
         [weight, bias], max_iter=max_iter, tolerance_grad=1e-9, line_search_fn="strong_wolfe"
@@ -85,8 +102,13 @@ def linear_probe(
         return loss
 
     optimizer.step(closure)
-    with torch.no_grad():
-        return float(((x_test @ weight + bias).argmax(1) == y_test).double().mean())
+    weight, bias = weight.detach(), bias.detach()
+
+    def classify(x) -> torch.Tensor:
+        x = (torch.as_tensor(x, dtype=torch.float64) - mean) / std
+        return torch.softmax(x @ weight + bias, dim=1)
+
+    return classify
 
 
 def kmeans(codes, k: int, seed: int = 0, n_init: int = 4, max_iter: int = 300) -> np.ndarray:
@@ -180,9 +202,7 @@ def code_metrics(train_codes, train_labels, test_codes, test_labels, seed: int =
     out = {}
     for key, count in PROBE_SIZES.items():
         idx = balanced_subset(train_labels, count, seed)
-        out[key] = linear_probe(
-            train_codes[idx], train_labels[idx], test_codes, test_labels, num_labels, seed
-        )
+        out[key] = linear_probe(train_codes[idx], train_labels[idx], test_codes, test_labels, num_labels)
     clusters = kmeans(test_codes, len(np.unique(test_labels)), seed=seed)
     out["kmeans_nmi"] = nmi(clusters, test_labels)
     out["kmeans_ari"] = ari(clusters, test_labels)
