@@ -22,9 +22,11 @@ COLUMNS = [
     ("kmeans_nmi", "higher"),
     ("kmeans_ari", "higher"),
     ("elbo", "higher"),
+    ("iwae_64", "higher"),
     ("gen_mmd", "lower"),
     ("gen_cov", "higher"),
     ("gen_1nna", "50% ideal"),
+    ("samples_confident", "higher"),
     ("interp_smoothness", "1 ideal"),
 ]
 
