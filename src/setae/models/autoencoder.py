@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -255,9 +255,6 @@ class SetAutoencoder(nn.Module):
             )
         generator = torch.Generator().manual_seed(seed)
         return self.decode(torch.randn(k, self.config.latent_dim, generator=generator), seed=seed)
-
-    def describe(self) -> dict:
-        return {**asdict(self.config), "parameters": sum(p.numel() for p in self.parameters())}
 
 
 class _eval_mode:
