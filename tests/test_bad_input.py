@@ -124,6 +124,16 @@ CASES = {
         None,
         "unknown.toml: unknown key model.width",
     ),
+    "config: missing file": (
+        ["train", "--preset", "tiny", "--config", "missing.toml", "--run-dir", "r"],
+        None,
+        "missing.toml: cannot read config file",
+    ),
+    "flag: unknown component": (
+        ["train", "--preset", "tiny", "--loss", "l1", "--run-dir", "r"],
+        None,
+        "config: loss='l1' is not one of chamfer, hungarian",
+    ),
     "config: not TOML": (
         ["train", "--preset", "tiny", "--config", "broken.toml", "--run-dir", "r"],
         None,
