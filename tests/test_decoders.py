@@ -1,14 +1,16 @@
-"""Decoders: the TSPN transformer stack is permutation-equivariant and padding-proof; sizes are predicted."""
+"""Decoders: equivariant blocks, padding-proof outputs, proper size distributions, sizes that are learned."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import permute_rows
-from setae.nn import MLPDecoder, TSPNDecoder
+from setae.nn import DSPNDecoder, MLPDecoder, RNNDecoder, SlotDecoder, TSPNDecoder
 from setae.nn.decoders import padding_mask_from_sizes
+from setae.nn.size_heads import CategoricalSizeHead, PoissonSizeHead
 
 LATENT = 8
 
@@ -20,7 +22,13 @@ def tspn(num_inducing: int) -> TSPNDecoder:
     )
 
 
-TSPNS = {"sab": tspn(0), "isab": tspn(3)}
+def slot() -> SlotDecoder:
+    torch.manual_seed(0)
+    return SlotDecoder(LATENT, 3, max_size=12, dim=16, num_tokens=5, num_iters=2, init_dim=4)
+
+
+# Decoders whose `transform(initial [B, n, dim], z, padding_mask)` must be permutation-equivariant.
+EQUIVARIANT = {"tspn-sab": tspn(0), "tspn-isab": tspn(3), "slot": slot()}
 
 
 @settings(max_examples=30, deadline=None)
@@ -29,12 +37,12 @@ TSPNS = {"sab": tspn(0), "isab": tspn(3)}
     extra=st.integers(0, 3),
     seed=st.integers(0, 999),
 )
-def test_tspn_transform_equivariant_and_padding_invariant(sizes, extra, seed):
+def test_transforms_equivariant_and_padding_invariant(sizes, extra, seed):
     g = torch.Generator().manual_seed(seed)
     sizes_t = torch.tensor(sizes)
     z = torch.randn(len(sizes), LATENT, generator=g)
-    for dec in TSPNS.values():
-        initial = dec.initial_set(sizes_t, generator=g)
+    for name, dec in EQUIVARIANT.items():
+        initial = dec.initial(sizes_t, generator=g)
         mask = padding_mask_from_sizes(sizes_t)
         out = dec.transform(initial, z, mask)
         permuted = torch.stack([permute_rows(e, n, seed) for e, n in zip(initial, sizes, strict=True)])
@@ -42,53 +50,155 @@ def test_tspn_transform_equivariant_and_padding_invariant(sizes, extra, seed):
         padded = torch.cat([initial, torch.full((len(sizes), extra, initial.shape[2]), 9.0)], dim=1)
         out_pad = dec.transform(padded, z, padding_mask_from_sizes(sizes_t, initial.shape[1] + extra))
         for i, n in enumerate(sizes):
-            torch.testing.assert_close(out_p[i, :n], permute_rows(out[i], n, seed)[:n], atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(out_pad[i, :n], out[i, :n], atol=1e-5, rtol=1e-5)
-            assert torch.all(out_pad[i, n:] == 0)
+            expected = permute_rows(out[i], n, seed)[:n]
+            torch.testing.assert_close(out_p[i, :n], expected, atol=1e-5, rtol=1e-5, msg=name)
+            torch.testing.assert_close(out_pad[i, :n], out[i, :n], atol=1e-5, rtol=1e-5, msg=name)
+            assert torch.all(out_pad[i, n:] == 0), name
 
 
-def test_tspn_forward_uses_given_sizes_and_generator():
-    dec = TSPNS["isab"]
+def test_slot_attention_normalises_over_queries():
+    """Each token's attention is a distribution over the real slots: slots compete for tokens."""
+    dec = slot()
+    sizes = torch.tensor([4, 1, 0])
+    slots = dec.initial(sizes, torch.Generator().manual_seed(0))
+    keys = torch.randn(3, dec.num_tokens, 16)
+    a = dec.attention(slots, keys, padding_mask_from_sizes(sizes))
+    assert a.shape == (3, 4, dec.num_tokens)
+    torch.testing.assert_close(a[:2].sum(1), torch.ones(2, dec.num_tokens))
+    assert torch.all(a[1, 1:] == 0) and torch.all(a[2] == 0)
+    assert not torch.allclose(a[0].sum(1), torch.ones(4)), "rows (over tokens) are not normalised"
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 999))
+def test_dspn_inner_loop_is_permutation_equivariant(seed):
+    torch.manual_seed(0)
+    dec = DSPNDecoder(LATENT, 2, max_size=7, dim=16, num_steps=3, inner_lr=5.0)
+    g = torch.Generator().manual_seed(seed)
+    points, presence, z = (
+        torch.randn(2, 7, 2, generator=g),
+        torch.rand(2, 7, generator=g),
+        torch.randn(2, LATENT),
+    )
+    perm = torch.randperm(7, generator=g)
+    for train in (True, False):
+        dec.train(train)
+        out = dec.refine(points, presence, z)
+        out_p = dec.refine(points[:, perm], presence[:, perm], z)
+        assert len(out) == 3
+        for (a, pa), (b, pb) in zip(out, out_p, strict=True):
+            torch.testing.assert_close(b, a[:, perm], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(pb, pa[:, perm], atol=1e-5, rtol=1e-5)
+
+
+def test_dspn_supervises_every_step_and_restores_grad_mode():
+    torch.manual_seed(0)
+    dec = DSPNDecoder(LATENT, 2, max_size=7, dim=16, num_steps=4, inner_lr=5.0)
+    z, sizes = torch.randn(3, LATENT, requires_grad=True), torch.tensor([0, 3, 7])
+    out = dec(z, sizes)
+    assert len(out.steps) == 3 and all(s.shape == out.points.shape for s in out.steps)
+    out.steps[0].sum().backward()  # the earlier steps are part of the graph (create_graph)
+    assert z.grad is not None and dec.init_points.grad is not None
+    dec.eval()
+    with torch.no_grad():
+        points = dec(z, sizes).points
+        assert not torch.is_grad_enabled() and not points.requires_grad
+    assert points.shape == (3, 7, 2) and torch.all(points[0] == 0)
+
+
+def test_forward_uses_given_sizes_and_generator():
     z = torch.randn(3, LATENT)
     sizes = torch.tensor([0, 1, 5])
-    a, mask = dec(z, sizes, generator=torch.Generator().manual_seed(1))
-    b, _ = dec(z, sizes, generator=torch.Generator().manual_seed(1))
-    c, _ = dec(z, sizes, generator=torch.Generator().manual_seed(2))
-    assert a.shape == (3, 5, 3) and mask.sum(1).tolist() == [5, 4, 0]
-    torch.testing.assert_close(a, b)
-    assert not torch.allclose(a[2], c[2]), "a new draw of the initial set gives new points"
-    assert 0 <= int(dec.predict_sizes(z).max()) <= 12
+    for dec in EQUIVARIANT.values():
+        a = dec(z, sizes, generator=torch.Generator().manual_seed(1))
+        b = dec(z, sizes, generator=torch.Generator().manual_seed(1))
+        c = dec(z, sizes, generator=torch.Generator().manual_seed(2))
+        assert a.points.shape == (3, 5, 3) and a.padding_mask.sum(1).tolist() == [5, 4, 0]
+        torch.testing.assert_close(a.points, b.points)
+        assert not torch.allclose(a.points[2], c.points[2]), "a new draw of the initial set gives new points"
+        assert 0 <= int(dec.predict_sizes(z).max()) <= 12
 
 
-def test_size_heads_learn_the_size():
-    """Both size models fit a size that is a function of z."""
+def all_size_nlls(dec, z: torch.Tensor, max_size: int) -> torch.Tensor:
+    """[B, max_size + 1]: −log p(k | z) for every k."""
+    return torch.stack([dec(z, torch.full((z.shape[0],), k)).size_nll for k in range(max_size + 1)], 1)
+
+
+def test_size_distributions_sum_to_one():
+    """The RNN's stop model and the categorical head are proper distributions over k = 0..max_size; the
+    Poisson head's mass on 0..max_size is at most 1."""
     torch.manual_seed(0)
+    z = torch.randn(4, LATENT)
+    rnn = RNNDecoder(LATENT, 2, max_size=9, dim=16)
+    torch.testing.assert_close(
+        torch.logsumexp(-all_size_nlls(rnn, z, 9), 1), torch.zeros(4), atol=1e-5, rtol=0
+    )
+    sizes = torch.arange(10)
+    categorical, poisson = CategoricalSizeHead(LATENT, 9), PoissonSizeHead(LATENT, 9)
+    for head, exact in ((categorical, True), (poisson, False)):
+        mass = torch.stack([torch.exp(-head.nll(z, k.expand(4))) for k in sizes], 1).sum(1)
+        assert torch.allclose(mass, torch.ones(4), atol=1e-5) if exact else torch.all(mass <= 1 + 1e-6)
+
+
+def test_poisson_head_matches_the_poisson_pmf():
+    head = PoissonSizeHead(LATENT, 50)
+    z, k = torch.randn(5, LATENT), torch.tensor([0, 1, 3, 10, 50])
+    expected = -torch.distributions.Poisson(head.rate(z)).log_prob(k.float())
+    torch.testing.assert_close(head.nll(z, k), expected)
+    rates = torch.tensor([0.5, 2.0, 8.7, 9.0, 30.3])
+    cdf = torch.distributions.Poisson(rates[:, None]).log_prob(torch.arange(200.0)).exp().cumsum(1)
+    medians = (cdf >= 0.5).float().argmax(1)
+    head.rate = lambda z: rates
+    assert head.predict(z).tolist() == medians.tolist()
+    head.max_size = 20
+    assert head.predict(z).tolist() == medians.clamp(max=20).tolist()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TSPNDecoder(LATENT, 2, 12, dim=16, num_layers=1),
+        lambda: TSPNDecoder(LATENT, 2, 12, dim=16, num_layers=1, size_head="poisson"),
+        lambda: MLPDecoder(LATENT, 2, 12, hidden=32),
+        lambda: RNNDecoder(LATENT, 2, 12, dim=32),
+        lambda: SlotDecoder(LATENT, 2, 12, dim=16, num_iters=1),
+        lambda: DSPNDecoder(LATENT, 2, 12, dim=32, num_steps=2, inner_lr=1.0),
+    ],
+    ids=["tspn", "tspn-poisson", "mlp", "rnn", "slot", "dspn"],
+)
+def test_size_models_learn_the_size(make):
+    """Every size model fits a size that is a function of z (the Poisson head down to its own entropy)."""
+    torch.manual_seed(0)
+    dec = make()
     z = torch.randn(64, LATENT)
     sizes = (z[:, 0] > 0).long() * 7 + 2  # 2 or 9
-    for dec in (TSPNDecoder(LATENT, 2, 12, dim=16, num_layers=1), MLPDecoder(LATENT, 2, 12, hidden=32)):
-        opt = torch.optim.Adam(dec.parameters(), lr=1e-2)
-        before = dec.size_nll(z, sizes).mean().item()
-        for _ in range(150):
-            opt.zero_grad()
-            dec.size_nll(z, sizes).mean().backward()
-            opt.step()
-        assert dec.size_nll(z, sizes).mean().item() < 0.1 * before
-        assert (dec.predict_sizes(z) == sizes).float().mean() > 0.95
+    opt = torch.optim.Adam(dec.parameters(), lr=1e-2)
+    floor = 0.0
+    if "Poisson" in repr(dec):
+        floor = -torch.distributions.Poisson(sizes.float()).log_prob(sizes.float()).mean().item()
+    before = dec(z, sizes).size_nll.mean().item() - floor
+    for _ in range(150):
+        opt.zero_grad()
+        dec(z, sizes).size_nll.mean().backward()
+        opt.step()
+    assert dec(z, sizes).size_nll.mean().item() - floor < 0.1 * before
+    dec.eval()
+    assert (dec.predict_sizes(z) == sizes).float().mean() > 0.9
 
 
 def test_mlp_decoder_presents_the_first_slots():
     dec = MLPDecoder(LATENT, 2, max_size=10, hidden=16)
     z = torch.randn(2, LATENT)
-    points, mask = dec(z, torch.tensor([3, 0]))
-    assert points.shape == (2, 3, 2) and mask.tolist() == [[False] * 3, [True] * 3]
-    slots, _ = dec._slots(z)
-    torch.testing.assert_close(points[0], slots[0, :3])
+    out = dec(z, torch.tensor([3, 0]))
+    assert out.points.shape == (2, 3, 2) and out.padding_mask.tolist() == [[False] * 3, [True] * 3]
+    slots, _ = dec.slots(z)
+    torch.testing.assert_close(out.points[0], slots[0, :3])
 
 
-def test_tspn_inference_draws_do_not_depend_on_the_other_sizes():
+def test_inference_draws_do_not_depend_on_the_other_sizes():
     """Decoding with a generator: set i's first k initial elements are the same draws whatever the sizes."""
-    dec = TSPNS["isab"]
-    small = dec.initial_set(torch.tensor([3, 2]), generator=torch.Generator().manual_seed(5))
-    large = dec.initial_set(torch.tensor([4, 12]), generator=torch.Generator().manual_seed(5))
+    dec = EQUIVARIANT["tspn-isab"].initial
+    small = dec.sample(torch.tensor([3, 2]), generator=torch.Generator().manual_seed(5))
+    large = dec.sample(torch.tensor([4, 12]), generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(small[0, :3], large[0, :3])
     torch.testing.assert_close(small[1, :2], large[1, :2])

@@ -106,6 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run", help="run folder")
     plot.add_argument("--num", type=int, default=16, help="sets per picture")
     plot.add_argument("--seed", type=int, default=0)
+
+    cluster = sub.add_parser(
+        "cluster", help="k-means of a run's codes: clusters.json, a gallery per cluster, a k-selection plot"
+    )
+    cluster.add_argument("run", help="run folder or checkpoint")
+    cluster.add_argument("--k", type=int, required=True, help="number of clusters K (2 .. number of items)")
+    cluster.add_argument(
+        "--k-range",
+        default="2:20",
+        help="A:B, the k (both ends included, cut at the number of items) of the elbow / silhouette curve",
+    )
+    cluster.add_argument("--data", help=".npz or .csv file of sets to cluster (default: the run's test set)")
+    cluster.add_argument("--limit", type=int, help="only the first N items")
+    cluster.add_argument("--seed", type=int, default=0, help="k-means initialisation seed")
+    cluster.add_argument("--out", help="output folder (default RUN/clusters)")
     return parser
 
 
@@ -135,19 +150,25 @@ def cmd_eval(
 
     model, config, meta, checkpoint = load_checkpoint(run)
     sets, labels = dataset_items(make_test_set(config), limit)
-    metrics = {"split": "test", "step": meta["step"], **evaluate(model, sets, seed=seed)}
+    metrics = {"split": "test", "step": meta["step"], **evaluate(model, sets, seed=seed, labels=labels)}
+    given = labels if config.model.conditional else None
     if representation:
         train_sets, train_labels = dataset_items(make_datasets(config)[0], probe_train)
         if min(labels + train_labels) >= 0:  # labelled data only
             metrics.update(representation_metrics(model, train_sets, train_labels, sets, labels, seed=seed))
         if config.model.variational:
-            metrics.update(vae_metrics(model, sets, num_samples=gen_samples, seed=seed))
-            iwae_sets = sets[:IWAE_SETS]
-            metrics["iwae_64"] = importance_weighted_bound(model, iwae_sets, num_samples=64, seed=seed)
-            metrics["iwae_sets"] = len(iwae_sets)
+            metrics.update(vae_metrics(model, sets, num_samples=gen_samples, seed=seed, test_labels=labels))
+            metrics["iwae_64"] = importance_weighted_bound(
+                model, sets[:IWAE_SETS], num_samples=64, seed=seed, labels=given
+            )
+            metrics["iwae_sets"] = min(IWAE_SETS, len(sets))
             if config.train.data == "mnist":
-                samples = model.sample(gen_samples, seed=seed)
-                metrics.update(sample_confidence(samples, train_sets, train_labels, sets, labels))
+                # A conditional model is asked for each digit in turn.
+                requested = [i % 10 for i in range(gen_samples)] if given else None
+                samples = model.sample(gen_samples, seed=seed, label=requested)
+                metrics.update(
+                    sample_confidence(samples, train_sets, train_labels, sets, labels, requested=requested)
+                )
     write_json(checkpoint.parent / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return metrics
@@ -198,9 +219,9 @@ def cmd_encode(run: str, data: str, out: str) -> None:
     from setae.training.checkpoint import load
 
     model = load(run)
-    sets, _ = dataset_items(load_point_sets(data))
+    sets, labels = dataset_items(load_point_sets(data))
     sets = as_point_sets(sets, dim=model.config.point_dim, max_size=model.config.max_size, source=data)
-    codes = model.encode(sets).numpy()
+    codes = model.encode(sets, labels=labels if model.config.conditional else None).numpy()
 
     def save(tmp):
         with tmp.open("wb") as f:
@@ -208,6 +229,48 @@ def cmd_encode(run: str, data: str, out: str) -> None:
 
     atomic_write(out, save)
     print(f"{out}: codes of {len(codes)} sets, shape {list(codes.shape)}")
+
+
+def cmd_cluster(
+    run: str,
+    k: int,
+    k_range: str = "2:20",
+    data: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    out: str | None = None,
+) -> dict:
+    from setae.datasets.batch import as_point_sets
+    from setae.datasets.pointfile import load_point_sets
+    from setae.evaluation.clustering import parse_k_range, write_clusters
+    from setae.evaluation.evaluate import dataset_items
+    from setae.training.checkpoint import load_checkpoint
+    from setae.training.engine import make_test_set
+
+    model, config, _, checkpoint = load_checkpoint(run)
+    source = data or "the test set"
+    sets, labels = dataset_items(load_point_sets(data) if data else make_test_set(config), limit)
+    sets = as_point_sets(sets, dim=config.model.point_dim, max_size=config.model.max_size, source=source)
+    if not sets:
+        raise SetaeError(f"{source}: no items to cluster (--limit {limit})")
+    ks = parse_k_range(k_range, len(sets))
+    codes = model.encode(sets, labels=labels if config.model.conditional else None)
+    folder = Path(out) if out else checkpoint.parent / "clusters"
+    strokes = config.model.decoder == "strokes"
+    result = write_clusters(codes, sets, labels, k, ks, folder, seed=seed, strokes=strokes)
+    curve = result["selection"]
+    best = curve["k"].index(result["best_k_silhouette"])
+    lines = [
+        f"k-means of {len(sets)} codes of {source}: K={k}, silhouette {result['silhouette']:.3f}, "
+        f"cluster sizes {result['sizes']}",
+        f"best K by silhouette in {ks.start}..{ks.stop - 1}: {curve['k'][best]} "
+        f"({curve['silhouette'][best]:.3f})",
+    ]
+    if "nmi" in result:
+        lines.append(f"against the labels: NMI {result['nmi']:.3f}  ARI {result['ari']:.3f}")
+    lines.append(f"{folder}/: clusters.json, cluster_selection.png, {k} galleries cluster_*.png")
+    print("\n".join(lines))
+    return result
 
 
 def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
@@ -219,15 +282,18 @@ def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
     model, config, _, checkpoint = load_checkpoint(run)
     out = checkpoint.parent / "plots"
     sets, labels = dataset_items(make_test_set(config), num)
-    written = [
-        plot_reconstructions(sets, model.reconstruct(sets, seed=seed), out / "reconstructions.png", labels)
-    ]
+    given = labels if config.model.conditional else None
+    recon = model.reconstruct(sets, seed=seed, labels=given)
+    written = [plot_reconstructions(sets, recon, out / "reconstructions.png", labels)]
     if config.model.variational:
-        written.append(plot_sets(model.sample(num, seed=seed), out / "samples.png", "samples from the prior"))
+        requested = [i % 10 for i in range(num)] if given else None
+        title = "samples from the prior" + (" of digits 0, 1, 2, ..." if given else "")
+        written.append(plot_sets(model.sample(num, seed=seed, label=requested), out / "samples.png", title))
     log = checkpoint.parent / "log.jsonl"
     if log.exists():
         written.append(plot_training_curves(log, out / "training_curves.png"))
-    written.extend(_representation_plots(model, make_test_set(config), out, seed))
+    if not config.model.conditional:  # interpolations and code maps of a conditional model need labels
+        written.extend(_representation_plots(model, make_test_set(config), out, seed))
     for path in written:
         print(path)
     return written
@@ -309,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_encode(args.run, args.data, args.out)
         elif args.command == "plot":
             cmd_plot(args.run, args.num, args.seed)
+        elif args.command == "cluster":
+            cmd_cluster(args.run, args.k, args.k_range, args.data, args.limit, args.seed, args.out)
     except SetaeError as e:
         print(f"setae: error: {e}", file=sys.stderr)
         return 2

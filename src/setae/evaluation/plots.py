@@ -11,8 +11,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from setae.datasets.strokes import strokes_to_polylines  # noqa: E402
 from setae.fileio import atomic_write  # noqa: E402
 
 
@@ -194,4 +196,95 @@ def plot_cluster_gallery(
             axes[r, col].axis("on")
             _draw_set(axes[r, col], sets[i], f"cluster {c}: {len(members[c])}" if col == 0 else None)
     fig.suptitle("k-means clusters of test codes", fontsize=9)
+    return _save(fig, path)
+
+
+def draw_strokes(
+    ax, steps, title: str | None = None, frame: tuple[int, int] | None = None, linewidth: float = 1.5
+) -> None:
+    """Draw a stroke-3 drawing [T, 3] (setae.datasets.strokes) on `ax`, one colour per stroke, y down.
+
+    With `frame` (height, width) the axes show an image of that size in pixel units, as `imshow` places it
+    (pixel (row r, column c) centred on (c, r)); otherwise they fit the drawing."""
+    steps = steps.detach().cpu().numpy() if torch.is_tensor(steps) else steps
+    for k, line in enumerate(strokes_to_polylines(steps)):
+        ax.plot(line[:, 0], line[:, 1], "-o", color=f"C{k % 10}", linewidth=linewidth, markersize=1.5)
+    if frame is None:
+        ax.invert_yaxis()
+    else:
+        ax.set_xlim(-0.5, frame[1] - 0.5)
+        ax.set_ylim(frame[0] - 0.5, -0.5)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=7)
+
+
+def plot_strokes(
+    drawings: Sequence, path: Path, titles: Sequence[str] = (), images: Sequence | None = None
+) -> Path:
+    """A grid of stroke-3 drawings, eight to a row, or four to a row each after its image when `images`
+    ([H, W] arrays, e.g. the MNIST digits the drawings were traced from) are given."""
+    per_item = 1 if images is None else 2
+    cols = min(8 // per_item, len(drawings))
+    rows = (len(drawings) + cols - 1) // cols
+    fig, axes = plt.subplots(
+        rows, per_item * cols, figsize=(1.1 * per_item * cols, 1.25 * rows), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, steps in enumerate(drawings):
+        r, c = divmod(i, cols)
+        ax = axes[r, per_item * c + per_item - 1]
+        ax.axis("on")
+        frame = None
+        if images is not None:
+            image = np.asarray(images[i])
+            frame = image.shape
+            axes[r, per_item * c].imshow(image, cmap="gray_r")
+        draw_strokes(ax, steps, titles[i] if i < len(titles) else None, frame)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_cluster_members(
+    items: Sequence, path: Path, title: str, titles: Sequence[str] = (), strokes: bool = False
+) -> Path:
+    """Up to 16 items of one cluster, four to a row: point sets [n, D] (as `_draw_set`) or, with `strokes`,
+    stroke-3 drawings [T, 3] (as `draw_strokes`); an empty cluster gives a picture saying so."""
+    cols = max(1, min(4, len(items)))
+    rows = max(1, (len(items) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.45 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, item) in enumerate(zip(axes.flat, items, strict=False)):
+        ax.axis("on")
+        name = titles[i] if i < len(titles) else None
+        if strokes:
+            draw_strokes(ax, item, name)
+        else:
+            _draw_set(ax, torch.as_tensor(np.asarray(item)), name)
+    fig.suptitle(title if len(items) else f"{title} (empty)", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_cluster_selection(
+    ks: Sequence[int], inertia: Sequence[float], silhouette: Sequence[float], chosen: int, path: Path
+) -> Path:
+    """Two panels against k: the within-cluster sum of squares (look for the elbow) and the mean
+    silhouette (higher is better; its best k is marked), with the chosen k as a dashed line."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes[0].plot(ks, inertia, "o-")
+    axes[0].set_title("within-cluster sum of squares (elbow)", fontsize=9)
+    axes[1].plot(ks, silhouette, "o-", color="C1")
+    best = int(np.argmax(silhouette))
+    axes[1].plot([ks[best]], [silhouette[best]], "*", color="C3", markersize=12, label=f"best k={ks[best]}")
+    axes[1].set_title("mean silhouette coefficient", fontsize=9)
+    for ax in axes:
+        ax.axvline(chosen, color="gray", linestyle="--", linewidth=1, label=f"chosen k={chosen}")
+        ax.set_xlabel("k (k-means clusters)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
     return _save(fig, path)

@@ -212,5 +212,9 @@ def code_metrics(train_codes, train_labels, test_codes, test_labels, seed: int =
 def representation_metrics(
     model: SetAutoencoder, train_sets: Sequence, train_labels, test_sets: Sequence, test_labels, seed: int = 0
 ) -> dict[str, float]:
-    """`code_metrics` of the model's codes (`model.encode`: posterior means for VAEs)."""
-    return code_metrics(model.encode(train_sets), train_labels, model.encode(test_sets), test_labels, seed)
+    """`code_metrics` of the model's codes (`model.encode`: posterior means for VAEs; a conditional model's
+    codes are computed given the labels, so they describe what the label does not)."""
+    given = model.config.conditional
+    train_codes = model.encode(train_sets, labels=train_labels if given else None)
+    test_codes = model.encode(test_sets, labels=test_labels if given else None)
+    return code_metrics(train_codes, train_labels, test_codes, test_labels, seed)

@@ -27,37 +27,60 @@ from torch import nn
 
 from setae.datasets.batch import SetBatch, as_point_sets
 from setae.errors import SetaeError
-from setae.nn.decoders import MLPDecoder, TSPNDecoder
-from setae.nn.encoders import DeepSets, SetTransformer
-from setae.nn.losses import chamfer_loss, hungarian_loss
+from setae.nn.decoders import DSPNDecoder, MLPDecoder, RNNDecoder, SlotDecoder, TSPNDecoder
+from setae.nn.encoders import ORDERS, DeepSets, RNNEncoder, SetTransformer
+from setae.nn.losses import chamfer_loss, hungarian_loss, sinkhorn_loss
 from setae.nn.normalization import BatchStandardize
+from setae.nn.sequence import StrokeDecoder
+from setae.nn.size_heads import SIZE_HEADS
 
 # loss name -> (per-set loss, how many times each point is counted by n · loss)
-LOSSES = {"chamfer": (chamfer_loss, 2.0), "hungarian": (hungarian_loss, 1.0)}
-ENCODERS = ("settransformer", "deepsets")
-DECODERS = ("tspn", "mlp")
+LOSSES = {
+    "chamfer": (chamfer_loss, 2.0),
+    "hungarian": (hungarian_loss, 1.0),
+    "sinkhorn": (sinkhorn_loss, 1.0),
+}
+ENCODERS = ("settransformer", "deepsets", "rnn")
+DECODERS = ("tspn", "mlp", "rnn", "dspn", "slot", "strokes")
 
 
 @dataclass
 class ModelConfig:
-    """Everything that defines a model's architecture and objective (saved with every checkpoint)."""
+    """Everything that defines a model's architecture and objective (saved with every checkpoint).
+
+    Variants: variational=False is a plain autoencoder, True a (β-)VAE; conditional=True conditions
+    encoder and decoder on the label (a conditional VAE when variational); corrupt_drop / corrupt_jitter > 0
+    make it denoising (inputs corrupted in training, targets clean).
+    """
 
     point_dim: int = 2
     max_size: int = 342
     latent_dim: int = 64
     variational: bool = True
-    encoder: str = "settransformer"
+    conditional: bool = False
+    num_classes: int = 10
+    corrupt_drop: float = 0.0  # denoising: probability of dropping each input point in training
+    corrupt_jitter: float = 0.0  # denoising: std of Gaussian noise added to input coordinates in training
+    encoder: str = "settransformer"  # settransformer, deepsets, rnn
     encoder_dim: int = 64
     encoder_layers: int = 2
     encoder_heads: int = 4
-    encoder_inducing: int = 16
+    encoder_inducing: int = 16  # settransformer: ISAB inducing points; 0 for SAB
     deepsets_pool: str = "max"
-    decoder: str = "tspn"
+    encoder_order: str = "raster"  # rnn: raster (sorted) or input order
+    encoder_shuffle: bool = False  # rnn: read sets in a random order at training time
+    encoder_bidirectional: bool = False  # rnn
+    decoder: str = "tspn"  # tspn, mlp, rnn, dspn, slot; strokes (sequences, setae.nn.sequence)
     decoder_dim: int = 64
-    decoder_layers: int = 3
+    decoder_layers: int = 3  # tspn: attention layers; slot: iterations; rnn/dspn/mlp: layers
     decoder_heads: int = 4
-    decoder_inducing: int = 16
+    decoder_inducing: int = 16  # tspn: ISAB inducing points (0 for SAB); slot: tokens of z
     decoder_init_dim: int = 16
+    decoder_steps: int = 10  # dspn: inner gradient steps
+    decoder_inner_lr: float = 25.0  # dspn: inner learning rate (per set)
+    size_head: str = "categorical"  # tspn, slot: categorical or poisson
+    decoder_mixtures: int = 20  # strokes: Gaussian mixture components per offset
+    decoder_temperature: float = 0.5  # strokes: sampling temperature when decoding (0: greedy)
     loss: str = "chamfer"
     point_sigma: float = 1 / 27
     normalize: bool = False
@@ -67,32 +90,61 @@ class ModelConfig:
             ("encoder", self.encoder, ENCODERS),
             ("decoder", self.decoder, DECODERS),
             ("loss", self.loss, tuple(LOSSES)),
+            ("size_head", self.size_head, tuple(SIZE_HEADS)),
+            ("encoder_order", self.encoder_order, ORDERS),
         ):
             if value not in allowed:
                 raise SetaeError(f"config: {name}={value!r} is not one of {', '.join(allowed)}")
-        for name in ("point_dim", "max_size", "latent_dim"):
+        for name in ("point_dim", "max_size", "latent_dim", "num_classes"):
             if getattr(self, name) < 1:
                 raise SetaeError(f"config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.decoder == "strokes" and self.point_dim != 3:
+            raise SetaeError(
+                f"config: decoder='strokes' reads stroke-3 steps (point_dim=3), not {self.point_dim}"
+            )
+        if not 0.0 <= self.corrupt_drop < 1.0 or self.corrupt_jitter < 0.0:
+            raise SetaeError("config: corrupt_drop must be in [0, 1) and corrupt_jitter >= 0")
 
 
 def build_encoder(c: ModelConfig) -> nn.Module:
     if c.encoder == "deepsets":
         return DeepSets(c.point_dim, c.encoder_dim, c.encoder_layers, c.deepsets_pool)
+    if c.encoder == "rnn":
+        return RNNEncoder(
+            c.point_dim,
+            c.encoder_dim,
+            c.encoder_layers,
+            c.encoder_order,
+            c.encoder_shuffle,
+            c.encoder_bidirectional,
+        )
     return SetTransformer(c.point_dim, c.encoder_dim, c.encoder_heads, c.encoder_layers, c.encoder_inducing)
 
 
 def build_decoder(c: ModelConfig) -> nn.Module:
+    latent, d, n = c.latent_dim, c.point_dim, c.max_size
     if c.decoder == "mlp":
-        return MLPDecoder(c.latent_dim, c.point_dim, c.max_size, hidden=4 * c.decoder_dim)
+        return MLPDecoder(latent, d, n, hidden=4 * c.decoder_dim)
+    if c.decoder == "rnn":
+        return RNNDecoder(latent, d, n, c.decoder_dim, c.decoder_layers)
+    if c.decoder == "dspn":
+        return DSPNDecoder(latent, d, n, c.decoder_dim, c.decoder_layers, c.decoder_steps, c.decoder_inner_lr)
+    if c.decoder == "strokes":
+        return StrokeDecoder(latent, hidden=c.decoder_dim, num_components=c.decoder_mixtures)
+    if c.decoder == "slot":
+        return SlotDecoder(
+            latent, d, n, c.decoder_dim, c.decoder_inducing, c.decoder_layers, c.decoder_init_dim, c.size_head
+        )
     return TSPNDecoder(
-        c.latent_dim,
-        c.point_dim,
-        c.max_size,
+        latent,
+        d,
+        n,
         c.decoder_dim,
         c.decoder_heads,
         c.decoder_layers,
         c.decoder_inducing,
         c.decoder_init_dim,
+        c.size_head,
     )
 
 
@@ -106,6 +158,11 @@ class SetAutoencoder(nn.Module):
         self.encoder = build_encoder(config)
         out = 2 * config.latent_dim if config.variational else config.latent_dim
         self.to_latent = nn.Linear(self.encoder.out_dim + 2, out)
+        if (
+            config.conditional
+        ):  # additive label embeddings = concatenating a one-hot label before a linear map
+            self.label_to_encoder = nn.Embedding(config.num_classes, self.encoder.out_dim + 2)
+            self.label_to_decoder = nn.Embedding(config.num_classes, config.latent_dim)
         # A tiny eps: with BatchNorm's 1e-5 the encoder escaped the standardisation by shrinking the pre-norm
         # variance below eps (observed under the VAE's KL pressure), and the codes collapsed again.
         self.latent_norm = BatchStandardize(config.latent_dim, eps=1e-12)
@@ -119,6 +176,32 @@ class SetAutoencoder(nn.Module):
         """Standardise points with the training points' per-dimension mean and std [D]."""
         self.point_mean.copy_(mean)
         self.point_std.copy_(std.clamp(min=1e-6))
+
+    def _checked_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        bad = (labels < 0) | (labels >= self.config.num_classes)
+        if bool(bad.any()):
+            raise SetaeError(
+                f"conditional model: set {int(bad.nonzero()[0, 0])} has label {int(labels[bad][0])}; "
+                f"every set needs a label in 0..{self.config.num_classes - 1}"
+            )
+        return labels
+
+    def _decoder_input(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """z, plus the label's embedding for a conditional model."""
+        if not self.config.conditional:
+            return z
+        return z + self.label_to_decoder(self._checked_labels(labels))
+
+    def _corrupt(self, batch: SetBatch) -> SetBatch:
+        """Denoising input: each point dropped with probability corrupt_drop, coordinates jittered by
+        N(0, corrupt_jitter²)."""
+        c = self.config
+        dropped = torch.rand(batch.padding_mask.shape, device=batch.points.device) < c.corrupt_drop
+        mask = batch.padding_mask | dropped
+        noise = c.corrupt_jitter * torch.randn_like(batch.points)
+        return SetBatch(
+            (batch.points + noise).masked_fill(mask[..., None], 0.0), mask, (~mask).sum(1), batch.labels
+        )
 
     def _normalize(self, batch: SetBatch) -> SetBatch:
         if not self.config.normalize:
@@ -138,7 +221,10 @@ class SetAutoencoder(nn.Module):
         c = self.config
         n = batch.sizes.to(batch.points.dtype)[:, None]
         size_features = torch.cat([n / c.max_size, torch.log1p(n) / math.log1p(c.max_size)], dim=1)
-        h = self.to_latent(torch.cat([self.encoder(batch.points, batch.padding_mask), size_features], 1))
+        h = torch.cat([self.encoder(batch.points, batch.padding_mask), size_features], 1)
+        if c.conditional:
+            h = h + self.label_to_encoder(self._checked_labels(batch.labels))
+        h = self.to_latent(h)
         if not c.variational:
             return self.latent_norm(h), None
         mean, log_var = h.chunk(2, dim=1)
@@ -161,9 +247,13 @@ class SetAutoencoder(nn.Module):
 
     def forward(self, batch: SetBatch) -> dict[str, torch.Tensor]:
         """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`; and `distance`, the set loss
-        (in normalised units when config.normalize)."""
+        (in normalised units when config.normalize). A denoising model encodes a corrupted copy in
+        training."""
+        c = self.config
+        denoising = self.training and (c.corrupt_drop > 0 or c.corrupt_jitter > 0)
+        source = self._normalize(self._corrupt(batch)) if denoising else None
         batch = self._normalize(batch)
-        mean, log_var = self._posterior(batch)
+        mean, log_var = self._posterior(source or batch)
         if log_var is None:
             z, kl = mean, torch.zeros_like(mean[:, 0])
         else:
@@ -172,14 +262,26 @@ class SetAutoencoder(nn.Module):
         return {**self._negative_log_likelihood(batch, z), "kl": kl}
 
     def _negative_log_likelihood(self, batch: SetBatch, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """−log p(X | z) split into `recon` and `size` [B] (nats), and `distance`, for a normalised batch."""
-        points, padding_mask = self.decoder(z, batch.sizes)
-        points = points.float()  # distances in float32, also under bf16 autocast
+        """−log p(X | z) split into `recon` and `size` [B] (nats), and `distance`, for a normalised batch.
+
+        In training, an iterative decoder's earlier estimates are supervised too: `recon` is then the mean
+        over its steps (DSPN's deep supervision); in eval mode it is the final set's alone."""
+        if self.config.decoder == "strokes":  # an autoregressive likelihood of its own
+            return self.decoder.nll(self._decoder_input(z, batch.labels), batch)
+        out = self.decoder(self._decoder_input(z, batch.labels), batch.sizes)
         loss_fn, count = LOSSES[self.config.loss]
-        distance = loss_fn(points, batch.points, padding_mask, batch.padding_mask, reduction="none")
-        recon = distance * batch.sizes / (count * 2 * self.config.point_sigma**2)
-        size = self.decoder.size_nll(z, batch.sizes)
-        return {"recon": recon, "size": size, "distance": distance}
+
+        def set_loss(points: torch.Tensor) -> torch.Tensor:  # in float32, also under bf16 autocast
+            return loss_fn(
+                points.float(), batch.points, out.padding_mask, batch.padding_mask, reduction="none"
+            )
+
+        distance = set_loss(out.points)
+        supervised = distance
+        if self.training and out.steps:
+            supervised = torch.stack([*(set_loss(p) for p in out.steps), distance]).mean(0)
+        recon = supervised * batch.sizes / (count * 2 * self.config.point_sigma**2)
+        return {"recon": recon, "size": out.size_nll, "distance": distance}
 
     @torch.no_grad()
     def importance_bound(self, batch: SetBatch, num_samples: int = 64) -> torch.Tensor:
@@ -207,54 +309,82 @@ class SetAutoencoder(nn.Module):
 
     # ---- the public API on lists of sets -------------------------------------------------------------
 
+    def _label_tensor(self, labels, count: int, what: str) -> torch.Tensor:
+        """Labels for `count` sets as a long tensor [count]: required (and checked) for a conditional model,
+        ignored (−1) otherwise; an int means the same label for all."""
+        if not self.config.conditional:
+            return torch.full((count,), -1, dtype=torch.long)
+        if labels is None:
+            raise SetaeError(f"{what}: this conditional model needs labels (label=... / labels=[...])")
+        out = torch.as_tensor(labels, dtype=torch.long).reshape(-1).expand(count).clone()
+        return self._checked_labels(out) if count else out
+
     @torch.no_grad()
-    def encode(self, sets: Sequence, batch_size: int = 512) -> torch.Tensor:
+    def encode(self, sets: Sequence, batch_size: int = 512, labels=None) -> torch.Tensor:
         """sets: list of [n_i, d] tensors or arrays (n_i may be 0) -> codes [B, latent].
 
-        For a VAE the code is the posterior mean."""
+        For a VAE the code is the posterior mean. A conditional model needs the sets' `labels` [B]."""
         c = self.config
         checked = as_point_sets(sets, dim=c.point_dim, max_size=c.max_size)
         if not checked:
             return torch.zeros(0, c.latent_dim)
+        labels = self._label_tensor(labels, len(checked), "encode").tolist()
         device = next(self.parameters()).device
         with _eval_mode(self):
             codes = [
-                self.posterior(SetBatch.from_sets(checked[i : i + batch_size]).to(device))[0]
+                self.posterior(
+                    SetBatch.from_sets(checked[i : i + batch_size], labels[i : i + batch_size]).to(device)
+                )[0]
                 for i in range(0, len(checked), batch_size)
             ]
         return torch.cat(codes).cpu()
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, seed: int = 0, batch_size: int = 512) -> list[torch.Tensor]:
-        """z [B, latent] -> B sets [m_i, d], m_i predicted by the model; `seed` fixes any sampling."""
+    def decode(
+        self, z: torch.Tensor, seed: int = 0, batch_size: int = 512, labels=None
+    ) -> list[torch.Tensor]:
+        """z [B, latent] -> B sets [m_i, d], m_i predicted by the model; `seed` fixes any sampling.
+
+        A conditional model needs `labels` [B] (or one int for all)."""
         z = torch.as_tensor(z, dtype=torch.float32)
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
             raise SetaeError(f"decode: z has shape {tuple(z.shape)}; expected [B, {self.config.latent_dim}]")
+        labels = self._label_tensor(labels, z.shape[0], "decode")
         device = next(self.parameters()).device
         generator = torch.Generator(device=device).manual_seed(seed)
         out: list[torch.Tensor] = []
         with _eval_mode(self):
             for i in range(0, z.shape[0], batch_size):
-                chunk = z[i : i + batch_size].to(device)
-                sizes = self.decoder.predict_sizes(chunk)
-                points, _ = self.decoder(chunk, sizes, generator=generator)
+                chunk = self._decoder_input(
+                    z[i : i + batch_size].to(device), labels[i : i + batch_size].to(device)
+                )
+                if self.config.decoder == "strokes":
+                    points, mask = self.decoder.generate(
+                        chunk, generator, self.config.max_size, self.config.decoder_temperature
+                    )
+                    sizes = (~mask).sum(1)
+                else:
+                    sizes = self.decoder.predict_sizes(chunk)
+                    points = self.decoder(chunk, sizes, generator=generator).points
                 if self.config.normalize:
                     points = points * self.point_std + self.point_mean
                 out.extend(p[: int(n)].cpu() for p, n in zip(points, sizes, strict=True))
         return out
 
-    def reconstruct(self, sets: Sequence, seed: int = 0) -> list[torch.Tensor]:
-        """decode(encode(sets))."""
-        return self.decode(self.encode(sets), seed=seed)
+    def reconstruct(self, sets: Sequence, seed: int = 0, labels=None) -> list[torch.Tensor]:
+        """decode(encode(sets)); a conditional model needs the sets' `labels`."""
+        return self.decode(self.encode(sets, labels=labels), seed=seed, labels=labels)
 
-    def sample(self, k: int, seed: int = 0) -> list[torch.Tensor]:
-        """k sets decoded from prior samples z ~ N(0, I) (variational models only)."""
+    def sample(self, k: int, seed: int = 0, label=None) -> list[torch.Tensor]:
+        """k sets decoded from prior samples z ~ N(0, I) (variational models only). A conditional model
+        generates the digit (class) `label`: one int, or k of them."""
         if not self.config.variational:
             raise SetaeError(
                 "sample() needs a variational model (this one was trained with variational=False)"
             )
         generator = torch.Generator().manual_seed(seed)
-        return self.decode(torch.randn(k, self.config.latent_dim, generator=generator), seed=seed)
+        z = torch.randn(k, self.config.latent_dim, generator=generator)
+        return self.decode(z, seed=seed, labels=label)
 
 
 class _eval_mode:

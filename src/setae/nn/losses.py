@@ -1,8 +1,13 @@
 """Reconstruction losses between padded batches of sets, invariant to the order of points.
 
-Both losses take x [batch, n, dim], y [batch, m, dim] and boolean padding masks [batch, n], [batch, m]
-(True = padding, anywhere in the row). Padded rows never affect values or gradients. Neither loss charges
-a difference in set sizes: that is the job of a size loss, and of OSPA at evaluation time.
+Every loss takes x [batch, n, dim], y [batch, m, dim] and boolean padding masks [batch, n], [batch, m]
+(True = padding, anywhere in the row). Padded rows never affect values or gradients. No loss charges a
+difference in set sizes as such: that is the job of a size loss, and of OSPA at evaluation time.
+
+Multiplicities: Chamfer matches every point to its nearest neighbour, so many points of X may map to one
+point of Y and it cannot tell a set from the same set with some points duplicated ({a, b} and {a, a, a, b}
+are at distance 0). Hungarian (one-to-one pairs) and Sinkhorn (transport of equal mass per point) account
+for multiplicities: {a, a, b} and {a, b, b} are at a positive distance under both.
 """
 
 from __future__ import annotations
@@ -94,3 +99,137 @@ def hungarian_loss(
     pair_dist = (x[batch_idx, rows] - y[batch_idx, cols]).square().sum(-1)
     total = pair_dist.new_zeros(x.shape[0]).index_add(0, batch_idx, pair_dist)
     return _reduce(total / torch.minimum(n, m).clamp(min=1), reduction)
+
+
+# Defaults, measured in benchmarks/results/sinkhorn.md on MNIST sets in [0, 1]^2 (see `sinkhorn_loss`).
+SINKHORN_EPSILON = 1e-4
+SINKHORN_ITERATIONS = 50
+# Fraction of the iterations over which epsilon is annealed, and the over-relaxation factor.
+_ANNEAL_FRACTION = 0.9
+_OVERRELAXATION = 1.8
+# exp is many times slower where its result underflows, so exponents at or below this one (counted from the
+# largest of a sum) are set to -inf first: the terms dropped are below the rounding of the sum.
+_EXP_FLOOR = -80.0
+
+
+def _exp_(t: Tensor) -> Tensor:
+    """exp in place, exponents at or below `_EXP_FLOOR` giving exactly 0."""
+    return torch.nn.functional.threshold_(t, _EXP_FLOOR, float("-inf")).exp_()
+
+
+def _log_uniform(padding_mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """Log-weights [batch, n] of the uniform distribution on each set's valid rows: -log(size), and -inf on
+    padding. An empty set gets 0 on every row instead, which keeps the iterations finite (its plan is
+    discarded)."""
+    size = (~padding_mask).sum(1, keepdim=True)
+    log_w = (-size.clamp(min=1).to(dtype).log()).expand(padding_mask.shape)
+    return log_w.masked_fill(padding_mask & (size > 0), float("-inf"))
+
+
+def _epsilon_schedule(max_cost: Tensor, epsilon: float, iterations: int) -> Tensor:
+    """Temperatures [iterations, batch, 1]: geometric from each set's largest cost (at least epsilon) down to
+    epsilon over the first `_ANNEAL_FRACTION` of the iterations, then epsilon."""
+    start = max_cost.clamp(min=epsilon).unsqueeze(1)
+    last_annealed = max(round(iterations * _ANNEAL_FRACTION) - 1, 1)
+    steps = torch.arange(iterations, dtype=max_cost.dtype, device=max_cost.device)
+    return start * (epsilon / start) ** (steps / last_annealed).clamp(max=1).view(-1, 1, 1)
+
+
+def _softmin(cost: Tensor, h: Tensor, eps: Tensor, out: Tensor) -> Tensor:
+    """-eps * log sum_j exp(h_j - cost_ij / eps), [batch, n], for cost [batch, n, m], h [batch, m] and eps
+    [batch, 1], each sum shifted by its largest exponent for stability; `out` (like cost) is overwritten."""
+    torch.addcmul(h.unsqueeze(1), cost, -eps.reciprocal().unsqueeze(2), out=out)
+    shift = out.amax(2, keepdim=True)
+    return -eps * (_exp_(out.sub_(shift)).sum(2).log() + shift.squeeze(2))
+
+
+def sinkhorn_plan(
+    cost: Tensor,
+    x_padding_mask: Tensor,
+    y_padding_mask: Tensor,
+    epsilon: float = SINKHORN_EPSILON,
+    iterations: int = SINKHORN_ITERATIONS,
+) -> Tensor:
+    """Entropic transport plan P [batch, n, m] between the uniform distributions on the valid rows of X and Y
+    for the cost [batch, n, m], by log-domain Sinkhorn (the algorithm is described in `sinkhorn_loss`).
+
+    Runs under torch.no_grad() (the caller's autograd mode is restored on return or exception) and returns
+    a detached tensor: 0 on padded rows and columns, and everywhere for a set where X or Y is empty. Column
+    sums equal 1/m up to rounding; row sums approach 1/n as the iterations converge.
+    """
+    if epsilon <= 0 or iterations < 1:
+        raise ValueError(f"need epsilon > 0 and iterations >= 1, got {epsilon} and {iterations}")
+    if cost.numel() == 0:
+        return torch.zeros_like(cost)
+    with torch.no_grad():
+        cost = cost.detach().masked_fill(x_padding_mask.unsqueeze(2) | y_padding_mask.unsqueeze(1), 0.0)
+        cost_t = cost.transpose(1, 2).contiguous()  # so that both updates reduce over the last dimension
+        work = torch.empty_like(cost)
+        log_a, log_b = _log_uniform(x_padding_mask, cost.dtype), _log_uniform(y_padding_mask, cost.dtype)
+        f, g = torch.zeros_like(log_a), torch.zeros_like(log_b)
+        for k, eps in enumerate(_epsilon_schedule(cost.amax((1, 2)), epsilon, iterations)):
+            # Plain steps first (f, g hold no estimate yet) and last (so the column sums come out exact).
+            omega = _OVERRELAXATION if 0 < k < iterations - 1 else 1.0
+            f_new = _softmin(cost, log_b + g / eps, eps, work)
+            f = f_new if omega == 1.0 else torch.lerp(f, f_new, omega)
+            g_new = _softmin(cost_t, log_a + f / eps, eps, work.view_as(cost_t))
+            g = g_new if omega == 1.0 else torch.lerp(g, g_new, omega)
+        eps = eps.unsqueeze(2)
+        log_plan = (f.unsqueeze(2) + g.unsqueeze(1) - cost) / eps + log_a.unsqueeze(2) + log_b.unsqueeze(1)
+        empty = (x_padding_mask.all(1) | y_padding_mask.all(1)).view(-1, 1, 1)
+        return _exp_(log_plan).masked_fill_(empty, 0.0)
+
+
+def sinkhorn_loss(
+    x: Tensor,
+    y: Tensor,
+    x_padding_mask: Tensor,
+    y_padding_mask: Tensor,
+    reduction: str = "mean",
+    epsilon: float = SINKHORN_EPSILON,
+    iterations: int = SINKHORN_ITERATIONS,
+) -> Tensor:
+    """Transport cost of the entropic optimal transport plan between the uniform distributions on X and Y:
+
+        S(X, Y) = <P, C> = sum_ij P_ij |x_i - y_j|^2,   C_ij = |x_i - y_j|^2,
+        P = argmin { <P, C> + epsilon KL(P | a b^T) : P >= 0, P 1 = a, P^T 1 = b },
+
+    with a_i = 1/n on the n valid points of X and b_j = 1/m on the m valid points of Y (padding has weight 0,
+    log-weight -inf, so it moves no mass and changes no value or gradient). Balanced transport: when n != m
+    every point of X still sends 1/n and every point of Y receives 1/m, so no point goes uncharged (unlike
+    `hungarian_loss`), and S compares the two point distributions: X and X with every point doubled are at
+    distance ~0. S is 0 when either set is empty. Returns [batch] for reduction "none", else a scalar (mean
+    or sum over sets).
+
+    Solver: log-domain Sinkhorn on the dual potentials f [n], g [m], with P_ij = a_i b_j exp((f_i + g_j -
+    C_ij) / eps). Each iteration updates
+
+        f_i <- -eps log sum_j exp(log b_j + (g_j - C_ij) / eps),
+        g_j <- -eps log sum_i exp(log a_i + (f_i - C_ij) / eps),
+
+    each logsumexp shifted by its largest term, over-relaxed (f <- (1 - w) f + w f_new, w = 1.8, except on
+    the first and last iteration), with epsilon-scaling: eps goes geometrically from each set's largest cost
+    C_ij down to `epsilon` over the first 90% of the iterations, then stays there. The final plain g-update
+    makes P's column sums b up to rounding; the row sums carry the remaining error. Cost: O(iterations *
+    batch * n * m) time and a few [batch, n, m] buffers; on 2 CPU threads, 64 sets padded to 342 points take
+    ~30 ms an iteration.
+
+    Accuracy: once converged, OT <= S <= OT + epsilon log min(n, m), where OT is the unregularised transport
+    cost min <P, C>; for n = m, OT is the Hungarian value (1/n) min over permutations pi of
+    sum_i |x_i - y_pi(i)|^2 (Birkhoff), so S approaches `hungarian_loss` as epsilon -> 0.
+
+    Gradient: the potentials are solved without a graph (`sinkhorn_plan`) and the gradient flows through C
+    only, with P held fixed: dS/dx_i = sum_j P_ij 2 (x_i - y_j). By the envelope theorem this is the exact
+    gradient of the entropic objective <P, C> + epsilon KL(P | a b^T) at the converged plan, which differs
+    from S by at most epsilon log min(n, m); it ignores how P moves with C, as `hungarian_loss` does with
+    its fixed matching.
+
+    Defaults, for coordinates in [0, 1]^2 where good reconstructions have mean squared distance ~1e-3:
+    epsilon = 1e-4 blurs at sqrt(epsilon) = 0.01, under MNIST's pixel spacing 1/27; converged, S exceeds
+    the Hungarian value of good MNIST reconstructions by ~3% (18% at 3e-4, 107% at 1e-3). 50 iterations
+    leave ~1% mean error in S against the converged value. Fewer than ~30 iterations anneal too fast for the
+    over-relaxation and are not advised; at float32 keep epsilon above ~1e-5 times the largest cost.
+    """
+    cost = pairwise_sq_dist(x, y).masked_fill(x_padding_mask.unsqueeze(2) | y_padding_mask.unsqueeze(1), 0.0)
+    plan = sinkhorn_plan(cost, x_padding_mask, y_padding_mask, epsilon, iterations)
+    return _reduce((plan * cost).sum((1, 2)), reduction)

@@ -15,14 +15,16 @@ from typing import Any
 from setae.errors import SetaeError
 from setae.models.autoencoder import ModelConfig
 
-DATASETS = ("mnist", "synthetic")
+DATASETS = ("mnist", "synthetic", "mnist-strokes", "mnist-skeleton")
 
 
 @dataclass
 class TrainConfig:
     """How a model is trained: data, optimisation, schedule of evaluation and checkpoints."""
 
-    data: str = "mnist"  # mnist, synthetic, or a .npz/.csv file or folder of sets (setae.datasets.pointfile)
+    # mnist, synthetic, mnist-strokes (stroke-3 sequences), mnist-skeleton (the strokes' points as sets), or a
+    # .npz/.csv file or folder of sets (setae.datasets.pointfile)
+    data: str = "mnist"
     data_root: str = ""
     test_data: str = ""
     val_size: int = 5000
@@ -71,6 +73,21 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "eval_sets": 2000,
             "checkpoint_every": 2000,
         },
+    },
+    # The sequence autoencoder of MNIST pen strokes (setae.datasets.mnist_strokes): bidirectional GRU encoder,
+    # autoregressive mixture-density decoder.
+    "strokes": {
+        "model": {
+            "point_dim": 3,
+            "max_size": 100,
+            "encoder": "rnn",
+            "encoder_order": "input",
+            "encoder_bidirectional": True,
+            "encoder_dim": 128,
+            "decoder": "strokes",
+            "decoder_dim": 256,
+        },
+        "train": {"data": "mnist-strokes"},
     },
     "tiny": {
         "model": {

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from setae.datasets import MNISTSets, SyntheticSets, collate_sets
 from setae.datasets.batch import SetBatch
+from setae.datasets.mnist_strokes import MNISTSkeletonSets, MNISTStrokes
 from setae.datasets.packed import PackedSets
 from setae.datasets.pointfile import load_point_sets
 from setae.errors import SetaeError
@@ -33,7 +34,7 @@ from setae.training.checkpoint import (
     read_meta,
     save_checkpoint,
 )
-from setae.training.config import DATASETS, Config, TrainConfig, config_from_dict
+from setae.training.config import Config, TrainConfig, config_from_dict
 from setae.training.distributed import Distributed
 from setae.versions import versions
 
@@ -43,6 +44,9 @@ def training_split(config: Config) -> PackedSets:
     t = config.train
     if t.data == "mnist":
         return MNISTSets(root=t.data_root or None, split="train")
+    if t.data in ("mnist-strokes", "mnist-skeleton"):
+        kind = MNISTStrokes if t.data == "mnist-strokes" else MNISTSkeletonSets
+        return kind(root=t.data_root or None, split="train")
     if t.data == "synthetic":
         return SyntheticSets(
             num_sets=4096, dim=config.model.point_dim, max_size=config.model.max_size, seed=t.seed
@@ -76,6 +80,9 @@ def make_test_set(config: Config) -> Dataset:
     t = config.train
     if t.data == "mnist":
         return MNISTSets(root=t.data_root or None, split="test")
+    if t.data in ("mnist-strokes", "mnist-skeleton"):
+        kind = MNISTStrokes if t.data == "mnist-strokes" else MNISTSkeletonSets
+        return kind(root=t.data_root or None, split="test")
     if t.test_data:
         return load_point_sets(t.test_data)
     if t.data != "synthetic":
@@ -171,10 +178,10 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     device = ctx.device
     torch.manual_seed(t.seed + ctx.rank)
     full = training_split(config)
-    if not resume and t.data not in DATASETS:  # a user's file decides the point dimension
+    if not resume and t.data not in ("mnist", "synthetic"):  # the data decide the point dimension
         config.model.point_dim = full.dim
     train_set, val_set = make_datasets(config, full)
-    val_sets, _ = dataset_items(val_set, t.eval_sets)
+    val_sets, val_labels = dataset_items(val_set, t.eval_sets)
     if t.batch_size * ctx.world_size > len(train_set):
         raise SetaeError(
             f"config: train.batch_size={t.batch_size} × {ctx.world_size} process(es) exceeds the "
@@ -288,7 +295,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             window_sets, window_seconds = 0, 0.0
         if (done % t.eval_every == 0 or done == t.steps) and ctx.is_main:
             model.calibrate_latent_norm([b.to(device) for b in calibration])
-            metrics = evaluate(model, val_sets, seed=t.seed)
+            metrics = evaluate(model, val_sets, seed=t.seed, labels=val_labels)
             model.train()
             log.write({"step": done, "split": "val", **metrics})
             bar.write(f"step {done}: val chamfer {metrics['chamfer']:.5f} size_mae {metrics['size_mae']:.2f}")
