@@ -7,7 +7,8 @@ difference in set sizes as such: that is the job of a size loss, and of OSPA at 
 Multiplicities: Chamfer matches every point to its nearest neighbour, so many points of X may map to one
 point of Y and it cannot tell a set from the same set with some points duplicated ({a, b} and {a, a, a, b}
 are at distance 0). Hungarian (one-to-one pairs) and Sinkhorn (transport of equal mass per point) account
-for multiplicities: {a, a, b} and {a, b, b} are at a positive distance under both.
+for multiplicities: {a, a, b} and {a, b, b} are at a positive distance under both. Sinkhorn compares
+proportions, so X and X with every point doubled are at distance ~0 under it.
 """
 
 from __future__ import annotations
@@ -211,8 +212,8 @@ def sinkhorn_loss(
     the first and last iteration), with epsilon-scaling: eps goes geometrically from each set's largest cost
     C_ij down to `epsilon` over the first 90% of the iterations, then stays there. The final plain g-update
     makes P's column sums b up to rounding; the row sums carry the remaining error. Cost: O(iterations *
-    batch * n * m) time and a few [batch, n, m] buffers; on 2 CPU threads, 64 sets padded to 342 points take
-    ~30 ms an iteration.
+    batch * n * m) time and a few [batch, n, m] buffers; on 2 shared CPU threads, 64 sets padded to 342
+    points took 30-140 ms an iteration, depending on the load (benchmarks/results/sinkhorn.md).
 
     Accuracy: once converged, OT <= S <= OT + epsilon log min(n, m), where OT is the unregularised transport
     cost min <P, C>; for n = m, OT is the Hungarian value (1/n) min over permutations pi of
@@ -226,9 +227,10 @@ def sinkhorn_loss(
 
     Defaults, for coordinates in [0, 1]^2 where good reconstructions have mean squared distance ~1e-3:
     epsilon = 1e-4 blurs at sqrt(epsilon) = 0.01, under MNIST's pixel spacing 1/27; converged, S exceeds
-    the Hungarian value of good MNIST reconstructions by ~3% (18% at 3e-4, 107% at 1e-3). 50 iterations
-    leave ~1% mean error in S against the converged value. Fewer than ~30 iterations anneal too fast for the
-    over-relaxation and are not advised; at float32 keep epsilon above ~1e-5 times the largest cost.
+    the Hungarian value of good MNIST reconstructions by ~3% (18% at 3e-4, 107% at 1e-3). With 50
+    iterations, S is within ~1% of its converged value on average over sets and the gradient within ~10%.
+    Fewer than ~30 iterations anneal too fast for the over-relaxation and are not advised; in float32 keep
+    epsilon above ~1e-5 times the largest cost.
     """
     cost = pairwise_sq_dist(x, y).masked_fill(x_padding_mask.unsqueeze(2) | y_padding_mask.unsqueeze(1), 0.0)
     plan = sinkhorn_plan(cost, x_padding_mask, y_padding_mask, epsilon, iterations)
