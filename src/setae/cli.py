@@ -1,4 +1,4 @@
-"""The `setae` command line: train, eval, baseline, encode, plot, report, demo.
+"""The `setae` command line: train, eval, baseline, encode, plot, report, cluster, demo.
 
 Every field of the model and training config is a flag (`--latent-dim 32`, `--loss hungarian`); see
 `setae train --help`. User errors print one line and exit with status 2.
