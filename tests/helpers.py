@@ -55,3 +55,16 @@ def chamfer_double_loop(x: np.ndarray, y: np.ndarray) -> float:
     to_y = sum(min(float(((a - b) ** 2).sum()) for b in y) for a in x) / len(x)
     to_x = sum(min(float(((a - b) ** 2).sum()) for a in x) for b in y) / len(y)
     return to_y + to_x
+
+
+def pad(sets: list[np.ndarray], n: int, fill: float = 0.0, scatter: bool = False) -> tuple[torch.Tensor, ...]:
+    """[B, n, D] float64 points and padding mask; padded rows hold `fill`. With `scatter`, the valid rows
+    sit at random positions instead of first."""
+    rng = np.random.default_rng(0)
+    points = torch.full((len(sets), n, sets[0].shape[1]), fill, dtype=torch.float64)
+    mask = torch.ones(len(sets), n, dtype=torch.bool)
+    for i, s in enumerate(sets):
+        rows = np.sort(rng.choice(n, len(s), replace=False)) if scatter else np.arange(len(s))
+        points[i, rows] = torch.from_numpy(s)
+        mask[i, rows] = False
+    return points, mask

@@ -8,25 +8,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import brute_force_matching, chamfer_double_loop, set_pairs, sq_dist_np
+from helpers import brute_force_matching, chamfer_double_loop, pad, set_pairs, sq_dist_np
 from setae.nn import matching
 from setae.nn.losses import chamfer_loss, hungarian_loss, pairwise_sq_dist
 from setae.nn.matching import hungarian_match, match_indices
 
 LOSSES = {"chamfer": chamfer_loss, "hungarian": hungarian_loss}
-
-
-def pad(sets: list[np.ndarray], n: int, fill: float = 0.0, scatter: bool = False) -> tuple[torch.Tensor, ...]:
-    """[B, n, D] points and padding mask; padded rows hold `fill`. With `scatter`, the valid rows sit at
-    random positions instead of first."""
-    rng = np.random.default_rng(0)
-    points = torch.full((len(sets), n, sets[0].shape[1]), fill, dtype=torch.float64)
-    mask = torch.ones(len(sets), n, dtype=torch.bool)
-    for i, s in enumerate(sets):
-        rows = np.sort(rng.choice(n, len(s), replace=False)) if scatter else np.arange(len(s))
-        points[i, rows] = torch.from_numpy(s)
-        mask[i, rows] = False
-    return points, mask
 
 
 def per_set(loss, pairs: list[tuple[np.ndarray, np.ndarray]], extra: int = 0, **kwargs) -> torch.Tensor:

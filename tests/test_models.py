@@ -164,6 +164,30 @@ def test_denoising_corrupts_inputs_only_in_training():
     torch.testing.assert_close(ours, plain.eval()(batch)["recon"])
 
 
+def train_briefly(
+    m: SetAutoencoder, batch: SetBatch, scored: SetBatch, steps: int = 60
+) -> tuple[float, float]:
+    """Adam steps on `batch`; the eval-mode objective recon + size on `scored` before and after."""
+
+    def objective() -> float:
+        m.eval()
+        with torch.no_grad():
+            torch.manual_seed(1)
+            terms = m(scored)
+        m.train()
+        return float((terms["recon"] + terms["size"]).mean())
+
+    before = objective()
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    for _ in range(steps):
+        terms = m(batch)
+        opt.zero_grad()
+        (terms["recon"] + terms["size"]).mean().backward()
+        opt.step()
+    m.calibrate_latent_norm([batch])
+    return before, objective()
+
+
 TRAINABLE = {
     "rnn-encoder": dict(encoder="rnn"),
     "rnn-encoder-shuffled": dict(encoder="rnn", encoder_shuffle=True),
@@ -186,23 +210,8 @@ def test_short_training_lowers_the_loss(name):
     )
     batch = SetBatch.from_sets(sets, labels=[i % 10 for i in range(32)])
 
-    def objective() -> float:
-        m.eval()
-        with torch.no_grad():
-            torch.manual_seed(1)
-            terms = m(batch)
-        m.train()
-        return float((terms["recon"] + terms["size"]).mean())
-
-    before = objective()
-    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    for _ in range(60):
-        terms = m(batch)
-        opt.zero_grad()
-        (terms["recon"] + terms["size"]).mean().backward()
-        opt.step()
-    m.calibrate_latent_norm([batch])
-    assert objective() < 0.7 * before
+    before, after = train_briefly(m, batch, batch)
+    assert after < 0.7 * before
 
 
 def test_sequence_autoencoder_trains_and_decodes_drawings():
@@ -232,22 +241,8 @@ def test_sequence_autoencoder_trains_and_decodes_drawings():
     drawings, held_out = drawings[:64], drawings[64:]
     batch = SetBatch.from_sets(drawings)
 
-    def nll() -> float:  # on drawings never trained on
-        m.eval()
-        with torch.no_grad():
-            terms = m(SetBatch.from_sets(held_out))
-        m.train()
-        return float((terms["recon"] + terms["size"]).mean())
-
-    before = nll()
-    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    for _ in range(60):
-        terms = m(batch)
-        opt.zero_grad()
-        (terms["recon"] + terms["size"]).mean().backward()
-        opt.step()
-    m.calibrate_latent_norm([batch])
-    assert nll() < before - 5.0
+    before, after = train_briefly(m, batch, SetBatch.from_sets(held_out))
+    assert after < before - 5.0
     m.eval()
     codes = m.encode(drawings[:4])
     assert not torch.allclose(codes, m.encode([d.flip(0) for d in drawings[:4]]), atol=1e-4)

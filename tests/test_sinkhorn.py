@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from helpers import brute_force_matching, set_pairs, sq_dist_np
+from helpers import brute_force_matching, pad, set_pairs, sq_dist_np
 from setae.nn import losses
 from setae.nn.losses import (
     SINKHORN_EPSILON,
@@ -31,19 +31,6 @@ ITERATIONS = 1000
 def unit(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
     """set_pairs draws coordinates in [-10, 10]; map them to [0, 1], the units the defaults are made for."""
     return [(x / 20 + 0.5, y / 20 + 0.5) for x, y in pairs]
-
-
-def pad(sets: list[np.ndarray], n: int, fill: float = 0.0, scatter: bool = False) -> tuple[torch.Tensor, ...]:
-    """[B, n, D] float64 points and padding mask; padded rows hold `fill`. With `scatter`, the valid rows
-    sit at random positions instead of first."""
-    rng = np.random.default_rng(0)
-    points = torch.full((len(sets), n, sets[0].shape[1]), fill, dtype=torch.float64)
-    mask = torch.ones(len(sets), n, dtype=torch.bool)
-    for i, s in enumerate(sets):
-        rows = np.sort(rng.choice(n, len(s), replace=False)) if scatter else np.arange(len(s))
-        points[i, rows] = torch.from_numpy(s)
-        mask[i, rows] = False
-    return points, mask
 
 
 def batch(pairs, extra: int = 0, **kwargs) -> tuple[torch.Tensor, ...]:
