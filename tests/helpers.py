@@ -68,3 +68,15 @@ def pad(sets: list[np.ndarray], n: int, fill: float = 0.0, scatter: bool = False
         points[i, rows] = torch.from_numpy(s)
         mask[i, rows] = False
     return points, mask
+
+
+def gradcheck_inputs(seed: int, uniform: bool = False) -> tuple[torch.Tensor, ...]:
+    """Float64 x [3, 4, 2], y [3, 5, 2] (requiring grad; normal, or uniform in [0, 1)) and their padding
+    masks, with sizes (4, 2, 3) and (3, 5, 1)."""
+    g = torch.Generator().manual_seed(seed)
+    draw = torch.rand if uniform else torch.randn
+    x = draw(3, 4, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    y = draw(3, 5, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    xm = torch.arange(4) >= torch.tensor([4, 2, 3])[:, None]
+    ym = torch.arange(5) >= torch.tensor([3, 5, 1])[:, None]
+    return x, y, xm, ym

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import brute_force_matching, chamfer_double_loop, pad, set_pairs, sq_dist_np
+from helpers import brute_force_matching, chamfer_double_loop, gradcheck_inputs, pad, set_pairs, sq_dist_np
 from setae.nn import matching
 from setae.nn.losses import chamfer_loss, hungarian_loss, pairwise_sq_dist
 from setae.nn.matching import hungarian_match, match_indices
@@ -105,15 +105,6 @@ def test_empty_sets_give_zero(name):
             reduction="none",
         )
         close(out, [0.0, 0.0])
-
-
-def gradcheck_inputs(seed: int) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(3, 4, 2, generator=g, dtype=torch.float64, requires_grad=True)
-    y = torch.randn(3, 5, 2, generator=g, dtype=torch.float64, requires_grad=True)
-    xm = torch.arange(4) >= torch.tensor([4, 2, 3])[:, None]
-    ym = torch.arange(5) >= torch.tensor([3, 5, 1])[:, None]
-    return x, y, xm, ym
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
