@@ -77,7 +77,7 @@ def test_dspn_inner_loop_is_permutation_equivariant(seed):
     g = torch.Generator().manual_seed(seed)
     points, presence, z = (
         torch.randn(2, 7, 2, generator=g),
-        torch.rand(2, 7, generator=g),
+        torch.randn(2, 7, generator=g),
         torch.randn(2, LATENT),
     )
     perm = torch.randperm(7, generator=g)
@@ -89,6 +89,22 @@ def test_dspn_inner_loop_is_permutation_equivariant(seed):
         for (a, pa), (b, pb) in zip(out, out_p, strict=True):
             torch.testing.assert_close(b, a[:, perm], atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(pb, pa[:, perm], atol=1e-5, rtol=1e-5)
+
+
+def test_dspn_inner_gradients_match_autograd():
+    """The closed-form ∇_Y L and ∇_a L equal autograd's gradient of L = Σ mean_c (g(Y, σ(a)) − t)²."""
+    torch.manual_seed(0)
+    dec = DSPNDecoder(LATENT, 3, max_size=9, dim=16, num_layers=2).double()
+    points = torch.randn(4, 9, 3, dtype=torch.float64, requires_grad=True)
+    logits = torch.randn(4, 9, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(4, 16, dtype=torch.float64)
+    loss = (dec.embedding(points, logits) - target).square().mean(1).sum()
+    expected = torch.autograd.grad(loss, (points, logits))
+    with torch.no_grad():
+        got = dec.inner_gradients(points, logits, target)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b)
+        assert b.abs().max() > 1e-3, "a zero gradient would compare equal trivially"
 
 
 def test_dspn_supervises_every_step_and_restores_grad_mode():
@@ -140,6 +156,16 @@ def test_size_distributions_sum_to_one():
         assert torch.allclose(mass, torch.ones(4), atol=1e-5) if exact else torch.all(mass <= 1 + 1e-6)
 
 
+def test_rnn_decoder_predicts_the_median_size():
+    torch.manual_seed(0)
+    rnn = RNNDecoder(LATENT, 2, max_size=9, dim=16)
+    z = torch.randn(16, LATENT) * 3
+    cdf = torch.exp(-all_size_nlls(rnn, z, 9)).cumsum(1)
+    medians = (cdf >= 0.5).float().argmax(1)
+    assert len(set(medians.tolist())) > 1, "the test needs codes with different medians"
+    assert rnn.predict_sizes(z).tolist() == medians.tolist()
+
+
 def test_poisson_head_matches_the_poisson_pmf():
     head = PoissonSizeHead(LATENT, 50)
     z, k = torch.randn(5, LATENT), torch.tensor([0, 1, 3, 10, 50])
@@ -162,7 +188,7 @@ def test_poisson_head_matches_the_poisson_pmf():
         lambda: MLPDecoder(LATENT, 2, 12, hidden=32),
         lambda: RNNDecoder(LATENT, 2, 12, dim=32),
         lambda: SlotDecoder(LATENT, 2, 12, dim=16, num_iters=1),
-        lambda: DSPNDecoder(LATENT, 2, 12, dim=32, num_steps=2, inner_lr=1.0),
+        lambda: DSPNDecoder(LATENT, 2, 12, dim=32, num_steps=4, inner_lr=4.0),
     ],
     ids=["tspn", "tspn-poisson", "mlp", "rnn", "slot", "dspn"],
 )

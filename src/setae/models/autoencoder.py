@@ -72,7 +72,7 @@ class ModelConfig:
     encoder_bidirectional: bool = False  # rnn
     decoder: str = "tspn"  # tspn, mlp, rnn, dspn, slot; strokes (sequences, setae.nn.sequence)
     decoder_dim: int = 64
-    decoder_layers: int = 3  # tspn: attention layers; slot: iterations; rnn/dspn/mlp: layers
+    decoder_layers: int = 3  # tspn: attention layers; slot: iterations; rnn/mlp: layers; dspn: layers of ρ
     decoder_heads: int = 4
     decoder_inducing: int = 16  # tspn: ISAB inducing points (0 for SAB); slot: tokens of z
     decoder_init_dim: int = 16

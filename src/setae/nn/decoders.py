@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from setae.nn.attention import set_attention_stack
-from setae.nn.encoders import DeepSets, mlp
+from setae.nn.encoders import mlp
 from setae.nn.size_heads import SIZE_HEADS
 
 
@@ -93,8 +93,10 @@ class RNNDecoder(nn.Module):
         h_0 = tanh(W_h z),  h_t = GRU(W_x z, h_{t−1}),  x_t = W_o h_t,  s_t = σ(w_s · h_t)  (t = 1, 2, ...)
 
     s_t is the probability that the set ends before point t, so p(k | z) = Π_{t≤k} (1 − s_t) · s_{k+1}
-    (s_{max_size+1} = 1): a proper distribution over k = 0..max_size, and size_nll = −log p(k | z). The
-    input is z at every step; the state carries what has been emitted. (Feeding the previous point back
+    (s_{max_size+1} = 1): a proper distribution over k = 0..max_size, and size_nll = −log p(k | z). The size
+    estimate is the median of p(k | z); the stop bias starts at a constant hazard of 2 / max_size (a
+    geometric size distribution of mean ~max_size / 2). The input is z at every step; the state carries
+    what has been emitted. (Feeding the previous point back
     would need an order of the target points for teacher forcing, which a set loss does not give.) The
     order of the emitted points is arbitrary: the set loss compares them as a set.
     """
@@ -107,6 +109,7 @@ class RNNDecoder(nn.Module):
         self.gru = nn.GRU(dim, dim, num_layers=num_layers, batch_first=True)
         self.to_point = nn.Linear(dim, out_dim)
         self.to_stop = nn.Linear(dim, 1)
+        nn.init.constant_(self.to_stop.bias, math.log(2 / (max_size - 2)) if max_size > 2 else 0.0)
 
     def run(self, z: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """z [B, latent] -> points [B, steps, d] and stop logits [B, steps + 1] (the last one for steps + 1,
@@ -131,9 +134,10 @@ class RNNDecoder(nn.Module):
         return DecodedSet(*_first(points, sizes), size_nll)
 
     def predict_sizes(self, z: torch.Tensor) -> torch.Tensor:
-        """The first step whose stop probability exceeds 1/2."""
+        """The median of p(k | z): the smallest k with P(K > k) = Π_{t≤k+1} (1 − s_t) ≤ 1/2."""
         _, stop = self.run(z, self.max_size)
-        return (stop > 0).to(torch.uint8).argmax(1)
+        survival = F.logsigmoid(-stop).cumsum(1)  # log P(K > k) at index k
+        return (survival <= -math.log(2)).to(torch.uint8).argmax(1)
 
 
 class TSPNDecoder(nn.Module):
@@ -288,15 +292,24 @@ class SlotDecoder(nn.Module):
 class DSPNDecoder(nn.Module):
     """Deep Set Prediction Network (Zhang et al., 2019).
 
-    A learned initial set Y⁰ [max_size, d] with presence p⁰ ∈ [0, 1]^max_size is refined by T steps of
+    A learned initial set Y⁰ [max_size, d] with presence logits a⁰ [max_size] is refined by T steps of
     gradient descent on the distance between its embedding and the code's:
 
-        L(Y, p) = mean_c (g(Y, p) − W z)_c²,   g(Y, p) = ρ(Σ_i p_i φ(y_i))   (Deep Sets, presence-weighted)
-        Y^{t+1} = Y^t − η ∇_Y L,   p^{t+1} = clamp(p^t − η ∇_p L, 0, 1)
+        L(Y, a) = mean_c (g(Y, σ(a)) − W z)_c²,   g(Y, p) = ρ(Σ_i p_i φ(y_i)),   φ(y) = relu(W_φ y + b_φ)
+        Y^{t+1} = Y^t − η ∇_Y L,   a^{t+1} = a^t − η ∇_a L
 
-    with create_graph=True in training, so the outer loss trains g, W, Y⁰ and p⁰ through the inner loop.
-    η is per set (the paper's batch-mean loss with rate 800 at batch 32 is η = 25 here). g is
-    permutation-invariant, so each step is permutation-equivariant in the elements.
+    g is a presence-weighted Deep Sets embedding of width `dim` with ρ an MLP of `num_layers` layers. In
+    training the steps stay in the graph (the paper's create_graph=True), so the outer loss trains g, W,
+    Y⁰ and a⁰ through the inner loop. η is per set (the paper's batch-mean loss with rate 800 at batch 32
+    is η = 25 here). g is permutation-invariant, so each step is permutation-equivariant in the elements.
+
+    φ is one ReLU layer so that the inner gradient has a closed form with one pass over the elements:
+    with u = ∂L/∂(Σ_i p_i φ(y_i)) [B, dim] (autograd through the small ρ),
+
+        ∇_{y_i} L = p_i W_φᵀ (1[W_φ y_i + b_φ > 0] ⊙ u),   ∇_{a_i} L = p_i (1 − p_i) φ(y_i)·u.
+
+    Presence is refined as logits: the paper descends on p ∈ [0, 1] and clamps, but the clamp has zero
+    gradient outside [0, 1], and on MNIST every presence was pushed to 0 and stayed there.
 
     The set at size k is the k most present elements; size_nll is the Bernoulli NLL of "exactly those k
     are present" (an upper bound on −log p(k) with k = #{p_i > 1/2}, the size estimate). `steps` returns
@@ -316,59 +329,68 @@ class DSPNDecoder(nn.Module):
         super().__init__()
         self.num_steps, self.inner_lr = num_steps, inner_lr
         self.init_points = nn.Parameter(torch.rand(max_size, out_dim))
-        self.init_presence = nn.Parameter(torch.full((max_size,), 0.5))
-        self.embed_set = DeepSets(out_dim, dim, num_layers, pool="sum")
+        self.init_presence = nn.Parameter(torch.zeros(max_size))  # logits: p = 1/2
+        self.phi = nn.Linear(out_dim, dim)
+        self.rho = mlp([dim] * (num_layers + 1))
         self.embed_z = nn.Linear(latent_dim, dim)
 
+    def embedding(self, points: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """g(Y, σ(a)) [B, dim] for points [B, N, d] and presence logits [B, N]."""
+        return self.rho(torch.einsum("bn,bnc->bc", torch.sigmoid(logits), F.relu(self.phi(points))))
+
+    def inner_gradients(
+        self, points: torch.Tensor, logits: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(∇_Y L [B, N, d], ∇_a L [B, N]) of L = Σ_sets mean_c (g(Y, σ(a)) − target)_c², in closed form.
+
+        The result stays in the autograd graph when grad is enabled (its inputs' gradients then follow)."""
+        features = F.relu(self.phi(points))
+        presence = torch.sigmoid(logits)
+        with torch.enable_grad():
+            pooled = torch.einsum("bn,bnc->bc", presence, features)
+            if not pooled.requires_grad:  # no graph wanted: u from a detached copy
+                pooled = pooled.detach().requires_grad_()
+            loss = (self.rho(pooled) - target).square().mean(1).sum()
+            (u,) = torch.autograd.grad(loss, pooled, create_graph=torch.is_grad_enabled() and self.training)
+        if not torch.is_grad_enabled():
+            u = u.detach()
+        # relu'(pre) = 1[features > 0]; p_i multiplies after the projection to d dimensions (cheaper)
+        grad_points = (torch.where(features > 0, u[:, None, :], 0.0) @ self.phi.weight) * presence[..., None]
+        grad_logits = presence * (1 - presence) * torch.einsum("bnc,bc->bn", features, u)
+        return grad_points, grad_logits
+
     def refine(
-        self, points: torch.Tensor, presence: torch.Tensor, z: torch.Tensor
+        self, points: torch.Tensor, logits: torch.Tensor, z: torch.Tensor
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """points [B, N, d], presence [B, N], z [B, latent] -> [(points, presence)] after each of the T inner
-        steps. Differentiable (create_graph) when training with grad enabled; detached otherwise (also under
-        torch.no_grad, whose mode is restored on return)."""
-        target = self.embed_z(z)
+        """points [B, N, d], presence logits [B, N], z [B, latent] -> [(points, logits)] after each of the T
+        inner steps. In the graph when training with grad enabled; detached otherwise."""
         differentiable = self.training and torch.is_grad_enabled()
         out = []
-        with torch.enable_grad():
-            if differentiable:  # inputs that are constants still need a gradient for the inner loop
-                points = points if points.requires_grad else points.detach().requires_grad_()
-                presence = presence if presence.requires_grad else presence.detach().requires_grad_()
+        with torch.set_grad_enabled(differentiable):
+            target = self.embed_z(z)
             for _ in range(self.num_steps):
-                if not differentiable:  # each step from fresh leaves: no graph across steps
-                    points, presence = points.detach().requires_grad_(), presence.detach().requires_grad_()
-                loss = (self.embed_set(points, weights=presence) - target).square().mean(1).sum()
-                grad_points, grad_presence = torch.autograd.grad(
-                    loss, (points, presence), create_graph=differentiable
-                )
+                grad_points, grad_logits = self.inner_gradients(points, logits, target)
                 points = points - self.inner_lr * grad_points
-                presence = (presence - self.inner_lr * grad_presence).clamp(0.0, 1.0)
-                out.append((points, presence) if differentiable else (points.detach(), presence.detach()))
+                logits = logits - self.inner_lr * grad_logits
+                out.append((points, logits))
         return out
 
-    def _as_set(self, points: torch.Tensor, presence: torch.Tensor, sizes: torch.Tensor):
+    def refine_initial(self, z: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """`refine` from the learned initial set, for codes z [B, latent]."""
+        b = z.shape[0]
+        return self.refine(self.init_points.expand(b, -1, -1), self.init_presence.expand(b, -1), z)
+
+    def _as_set(self, points: torch.Tensor, logits: torch.Tensor, sizes: torch.Tensor):
         """The sizes[i] most present elements of each set, most present first, and size_nll."""
-        order = presence.argsort(dim=1, descending=True, stable=True)
-        ranked = presence.gather(1, order).clamp(1e-4, 1 - 1e-4)
+        order = logits.argsort(dim=1, descending=True, stable=True)
         points = points.gather(1, order[..., None].expand_as(points))
-        return *_first(points, sizes), _presence_nll(ranked.logit(), sizes)
+        return *_first(points, sizes), _presence_nll(logits.gather(1, order), sizes)
 
     def forward(self, z: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator | None = None):
         """Deterministic, so `generator` is unused."""
-        b = z.shape[0]
-        initial = (
-            self.init_points.expand(b, -1, -1),
-            self.init_presence.clamp(0, 1).expand(b, -1),
-        )
-        refined = self.refine(*initial, z)
-        *earlier, (points, presence) = refined
-        final = self._as_set(points, presence, sizes)
-        return DecodedSet(*final, steps=tuple(self._as_set(p, q, sizes)[0] for p, q in earlier))
+        *earlier, (points, logits) = self.refine_initial(z)
+        final = self._as_set(points, logits, sizes)
+        return DecodedSet(*final, steps=tuple(self._as_set(p, a, sizes)[0] for p, a in earlier))
 
     def predict_sizes(self, z: torch.Tensor) -> torch.Tensor:
-        b = z.shape[0]
-        initial = (
-            self.init_points.expand(b, -1, -1),
-            self.init_presence.clamp(0, 1).expand(b, -1),
-        )
-        _, presence = self.refine(*initial, z)[-1]
-        return (presence > 0.5).sum(1)
+        return (self.refine_initial(z)[-1][1] > 0).sum(1)
