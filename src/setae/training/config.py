@@ -29,6 +29,7 @@ class TrainConfig:
     test_data: str = ""
     val_size: int = 5000
     batch_size: int = 64
+    bucket_batches: int = 0  # > 0: sets of similar size batched together within runs of this many batches
     steps: int = 3000
     optimizer: str = "adamw"  # adamw, or sgd (momentum 0.9)
     lr: float = 1e-3

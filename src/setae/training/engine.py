@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from setae.datasets import MNISTSets, SyntheticSets, collate_sets
+from setae.datasets import MNISTSets, SyntheticSets
 from setae.datasets.batch import SetBatch
 from setae.datasets.mnist_strokes import MNISTSkeletonSets, MNISTStrokes
 from setae.datasets.packed import PackedSets
@@ -54,7 +54,7 @@ def training_split(config: Config) -> PackedSets:
     return load_point_sets(t.data)
 
 
-def make_datasets(config: Config, full: PackedSets | None = None) -> tuple[Dataset, Dataset]:
+def make_datasets(config: Config, full: PackedSets | None = None) -> tuple[PackedSets, PackedSets]:
     """(train, validation): the validation set is the last `val_size` items of the training split."""
     t = config.train
     full = training_split(config) if full is None else full
@@ -71,7 +71,7 @@ def make_datasets(config: Config, full: PackedSets | None = None) -> tuple[Datas
             f"model.max_size={config.model.max_size} (raise it with --max-size)"
         )
     split = len(full) - t.val_size
-    return Subset(full, range(split)), Subset(full, range(split, len(full)))
+    return full.subset(0, split), full.subset(split, len(full))
 
 
 def make_test_set(config: Config) -> Dataset:
@@ -92,12 +92,28 @@ def make_test_set(config: Config) -> Dataset:
     )
 
 
-def batch_indices(num_items: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
-    """Indices of the batch at global `step`: epoch e visits a permutation drawn from (seed, e)."""
+def batch_indices(
+    num_items: int, batch_size: int, seed: int, step: int, sizes=None, bucket_batches: int = 0
+) -> torch.Tensor:
+    """Indices of the batch at global `step`: epoch e visits a permutation drawn from (seed, e).
+
+    With `bucket_batches` = W > 0 and the items' `sizes` [num_items], each run of W consecutive batches of
+    the permutation is re-cut after sorting its items by size, and the W batches are visited in an order
+    drawn from (seed, e, run): sets of similar size share a batch (less padding), every item is still
+    visited once per epoch, and the batch of a step does not depend on earlier steps (resumable)."""
     per_epoch = num_items // batch_size
     epoch, position = divmod(step, per_epoch)
     order = torch.randperm(num_items, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    return order[position * batch_size : (position + 1) * batch_size]
+    if bucket_batches <= 0:
+        return order[position * batch_size : (position + 1) * batch_size]
+    run, within = divmod(position, bucket_batches)
+    first = run * bucket_batches
+    count = min(bucket_batches, per_epoch - first)
+    members = order[first * batch_size : (first + count) * batch_size]
+    members = members[torch.argsort(torch.as_tensor(sizes)[members], stable=True)]
+    shuffle = torch.Generator().manual_seed((seed * 100_003 + epoch) * 1_000_003 + run)
+    chosen = int(torch.randperm(count, generator=shuffle)[within])
+    return members[chosen * batch_size : (chosen + 1) * batch_size]
 
 
 def lr_factor(step: int, t: TrainConfig) -> float:
@@ -189,10 +205,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         )
     calibration_size = min(64, len(train_set))
     calibration = [  # fixed training batches for the code standardisation's inference statistics
-        collate_sets(
-            [train_set[int(i)] for i in batch_indices(len(train_set), calibration_size, t.seed + 1, k)]
-        )
-        for k in range(16)
+        train_set.batch(batch_indices(len(train_set), calibration_size, t.seed + 1, k)) for k in range(16)
     ]
     model = SetAutoencoder(config.model)
     if config.model.normalize and checkpoint is None:
@@ -255,9 +268,11 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     done = start_step
     for step in bar:
         step_started = time.perf_counter()
-        idx = batch_indices(len(train_set), t.batch_size * ctx.world_size, t.seed, step)
-        idx = idx[ctx.rank * t.batch_size : (ctx.rank + 1) * t.batch_size]
-        batch: SetBatch = collate_sets([train_set[int(i)] for i in idx]).to(device)
+        idx = batch_indices(
+            len(train_set), t.batch_size * ctx.world_size, t.seed, step, train_set.sizes, t.bucket_batches
+        )
+        batch: SetBatch = train_set.batch(idx[ctx.rank * t.batch_size : (ctx.rank + 1) * t.batch_size])
+        batch = batch.to(device)
         with autocast:
             terms = net(batch)
         beta = beta_at(step, t)
