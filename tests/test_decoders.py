@@ -98,7 +98,7 @@ def test_dspn_inner_gradients_match_autograd():
     points = torch.randn(4, 9, 3, dtype=torch.float64, requires_grad=True)
     logits = torch.randn(4, 9, dtype=torch.float64, requires_grad=True)
     target = torch.randn(4, 16, dtype=torch.float64)
-    loss = (dec.embedding(points, logits) - target).square().mean(1).sum()
+    loss = (dec.embedding(points, torch.sigmoid(logits)) - target).square().mean(1).sum()
     expected = torch.autograd.grad(loss, (points, logits))
     with torch.no_grad():
         got = dec.inner_gradients(points, logits, target)

@@ -265,10 +265,12 @@ class SetAutoencoder(nn.Module):
         """−log p(X | z) split into `recon` and `size` [B] (nats), and `distance`, for a normalised batch.
 
         In training, an iterative decoder's earlier estimates are supervised too: `recon` is then the mean
-        over its steps (DSPN's deep supervision); in eval mode it is the final set's alone."""
+        over its steps (DSPN's deep supervision) plus, for DSPN, its weighted `representation_loss`; in eval
+        mode it is the final set's alone."""
         if self.config.decoder == "strokes":  # an autoregressive likelihood of its own
             return self.decoder.nll(self._decoder_input(z, batch.labels), batch)
-        out = self.decoder(self._decoder_input(z, batch.labels), batch.sizes)
+        decoder_input = self._decoder_input(z, batch.labels)
+        out = self.decoder(decoder_input, batch.sizes)
         loss_fn, count = LOSSES[self.config.loss]
 
         def set_loss(points: torch.Tensor) -> torch.Tensor:  # in float32, also under bf16 autocast
@@ -280,6 +282,9 @@ class SetAutoencoder(nn.Module):
         supervised = distance
         if self.training and out.steps:
             supervised = torch.stack([*(set_loss(p) for p in out.steps), distance]).mean(0)
+        if self.training and isinstance(self.decoder, DSPNDecoder):
+            representation = self.decoder.representation_loss(decoder_input, batch.points, batch.padding_mask)
+            supervised = supervised + self.decoder.representation_weight * representation
         recon = supervised * batch.sizes / (count * 2 * self.config.point_sigma**2)
         return {"recon": recon, "size": out.size_nll, "distance": distance}
 

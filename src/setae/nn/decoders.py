@@ -328,15 +328,23 @@ class DSPNDecoder(nn.Module):
     ):
         super().__init__()
         self.num_steps, self.inner_lr = num_steps, inner_lr
+        self.representation_weight = 0.1
         self.init_points = nn.Parameter(torch.rand(max_size, out_dim))
         self.init_presence = nn.Parameter(torch.zeros(max_size))  # logits: p = 1/2
         self.phi = nn.Linear(out_dim, dim)
         self.rho = mlp([dim] * (num_layers + 1))
         self.embed_z = nn.Linear(latent_dim, dim)
 
-    def embedding(self, points: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """g(Y, σ(a)) [B, dim] for points [B, N, d] and presence logits [B, N]."""
-        return self.rho(torch.einsum("bn,bnc->bc", torch.sigmoid(logits), F.relu(self.phi(points))))
+    def embedding(self, points: torch.Tensor, presence: torch.Tensor) -> torch.Tensor:
+        """g(Y, p) [B, dim] for points [B, N, d] and presence weights p [B, N]."""
+        return self.rho(torch.einsum("bn,bnc->bc", presence, F.relu(self.phi(points))))
+
+    def representation_loss(self, z: torch.Tensor, points: torch.Tensor, padding_mask: torch.Tensor):
+        """mean_c (g(X, 1) − W z)_c² [B] for the target sets X (points [B, n, d], padding_mask [B, n]): the
+        paper's term that makes the true set a minimum of the inner objective, added to the training loss
+        with weight `representation_weight`. Without it W z is an arbitrary target at first, which the inner
+        loop meets by scaling every presence down together."""
+        return (self.embedding(points, (~padding_mask).to(points.dtype)) - self.embed_z(z)).square().mean(1)
 
     def inner_gradients(
         self, points: torch.Tensor, logits: torch.Tensor, target: torch.Tensor
