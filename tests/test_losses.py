@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from helpers import brute_force_matching, chamfer_double_loop, gradcheck_inputs, pad, set_pairs, sq_dist_np
 from setae.nn import matching
-from setae.nn.losses import chamfer_loss, hungarian_loss, pairwise_sq_dist
+from setae.nn.losses import (
+    _NearestSqDist,
+    chamfer_from_sq_dist,
+    chamfer_loss,
+    hungarian_loss,
+    pairwise_sq_dist,
+)
 from setae.nn.matching import hungarian_match, match_indices
 
 LOSSES = {"chamfer": chamfer_loss, "hungarian": hungarian_loss}
@@ -137,6 +143,101 @@ def test_gradient_finite_for_coincident_points_and_empty_sets(name):
     mask = torch.ones(2, 0, dtype=torch.bool)
     LOSSES[name](empty, empty, mask, mask).backward()
     assert empty.grad is not None and empty.grad.shape == (2, 0, 2)
+
+
+def dense_chamfer(x, y, xm, ym):
+    """The dense reference [batch]: the full distance matrix, amin both ways, autograd through amin."""
+    return chamfer_from_sq_dist(pairwise_sq_dist(x, y), xm, ym)
+
+
+def dense_nearest(x, y, xm, ym) -> tuple[torch.Tensor, torch.Tensor]:
+    dist = pairwise_sq_dist(x, y).masked_fill(xm.unsqueeze(2) | ym.unsqueeze(1), float("inf"))
+    dist = torch.nn.functional.pad(dist, (0, 1, 0, 1), value=float("inf"))  # so that amin works for n, m = 0
+    return dist.amin(2)[:, :-1], dist.amin(1)[:, :-1]
+
+
+def random_batch(seed: int, extra: int = 0, fill: float = 0.0, dim: int = 2):
+    """Padded float64 x [4, n, dim], y [4, m, dim] of normal points requiring grad, with set sizes 0..7 that
+    include an empty set and a singleton on each side, and their padding masks."""
+    rng = np.random.default_rng(seed)
+    sizes_x, sizes_y = rng.permutation([0, 1, 5, 7]), rng.permutation([0, 1, 6, 3])
+    xs = [rng.standard_normal((k, dim)) for k in sizes_x]
+    ys = [rng.standard_normal((k, dim)) for k in sizes_y]
+    x, xm = pad(xs, 7 + extra, fill=fill, scatter=extra > 0)
+    y, ym = pad(ys, 6 + extra, fill=fill, scatter=extra > 0)
+    return x.requires_grad_(True), y.requires_grad_(True), xm, ym
+
+
+@settings(max_examples=40, deadline=None)
+@given(pairs=set_pairs(), extra=st.integers(0, 3), chunk=st.sampled_from([1, 5, 2**22]))
+def test_chunked_nearest_equals_dense_and_double_loop(pairs, extra, chunk):
+    # chunk 1 takes one row of x per chunk, so the running column minimum crosses many chunks.
+    xs, ys = zip(*pairs, strict=True)
+    x, xm = pad(list(xs), max(len(s) for s in xs) + extra, fill=-7.0, scatter=True)
+    y, ym = pad(list(ys), max(len(s) for s in ys) + extra, fill=-7.0, scatter=True)
+    got = _NearestSqDist.apply(x, y, xm, ym, chunk)
+    for a, b in zip(got, dense_nearest(x, y, xm, ym), strict=True):
+        assert torch.equal(a, b)
+    values = chamfer_loss(x, y, xm, ym, reduction="none", chunk_elements=chunk)
+    assert torch.equal(values, dense_chamfer(x, y, xm, ym))
+    close(values, [chamfer_double_loop(a, b) for a, b in pairs])
+
+
+@pytest.mark.parametrize("chunk", [1, 16, 2**22])
+def test_chunked_forward_is_bit_identical_to_dense_in_float32(chunk):
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.rand(6, 40, 3, generator=g), torch.rand(6, 33, 3, generator=g)
+    xm = torch.arange(40) >= torch.tensor([40, 0, 1, 17, 39, 25])[:, None]
+    ym = torch.arange(33) >= torch.tensor([33, 5, 0, 1, 32, 20])[:, None]
+    assert torch.equal(
+        chamfer_loss(x, y, xm, ym, reduction="none", chunk_elements=chunk), dense_chamfer(x, y, xm, ym)
+    )
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 2**22])
+@pytest.mark.parametrize("seed", range(4))
+def test_gradient_equals_dense_autograd(chunk, seed):
+    # Normal points have unique nearest neighbours, where the index-based backward and amin's agree.
+    x, y, xm, ym = random_batch(seed, dim=1 + seed % 3)
+    weights = torch.rand(4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    got = torch.autograd.grad(
+        (chamfer_loss(x, y, xm, ym, reduction="none", chunk_elements=chunk) * weights).sum(), (x, y)
+    )
+    expected = torch.autograd.grad((dense_chamfer(x, y, xm, ym) * weights).sum(), (x, y))
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert all(g.abs().sum() > 0 for g in got)
+
+
+@pytest.mark.parametrize("chunk", [1, 2**22])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradcheck_nearest_sq_dist(chunk, seed):
+    x, y, xm, ym = gradcheck_inputs(seed)
+    xm = xm.clone()
+    xm[2] = True  # an empty set, whose partner's distances are inf
+
+    def finite(a, b):  # gradcheck's finite differences need finite outputs
+        dist_x, dist_y = _NearestSqDist.apply(a, b, xm, ym, chunk)
+        return dist_x.masked_fill(dist_x.isinf(), 0.0), dist_y.masked_fill(dist_y.isinf(), 0.0)
+
+    assert torch.autograd.gradcheck(finite, (x, y), eps=1e-6)
+    assert torch.autograd.gradgradcheck(finite, (x, y), eps=1e-6)
+
+
+@pytest.mark.parametrize("fill", [0.0, -3e5, float("nan"), float("inf")])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_padding_changes_no_value_or_gradient(fill, seed):
+    x, y, xm, ym = random_batch(seed)
+    values = chamfer_loss(x, y, xm, ym, reduction="none", chunk_elements=3)
+    grads = torch.autograd.grad(values.sum(), (x, y))
+    for extra in (1, 4):
+        xp, yp, xpm, ypm = random_batch(seed, extra=extra, fill=fill)
+        values_p = chamfer_loss(xp, yp, xpm, ypm, reduction="none", chunk_elements=3)
+        close(values_p, values)
+        grads_p = torch.autograd.grad(values_p.sum(), (xp, yp))
+        for g, gp, mask, mask_p in zip(grads, grads_p, (xm, ym), (xpm, ypm), strict=True):
+            assert (gp[mask_p] == 0).all()
+            close(gp[~mask_p], g[~mask])
 
 
 def test_hungarian_match_handles_empty_and_rectangular_blocks():

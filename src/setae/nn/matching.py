@@ -49,10 +49,15 @@ def hungarian_match(cost: torch.Tensor, sizes_a: torch.Tensor, sizes_b: torch.Te
     cost [batch, n, m] (rows: set a, columns: set b); sizes_a, sizes_b [batch] long. Item b is solved on its
     valid block `cost[b, :sizes_a[b], :sizes_b[b]]` only, so padding never takes part. Returns, per item,
     int64 arrays (rows, cols) of length min(n_b, m_b), rows sorted; both are empty when either set is.
-    The cost is detached and solved in float64 on the CPU. Large batches are split across a thread pool
-    (scipy releases the GIL); the result does not depend on the number of threads.
+    The cost is detached and solved in float64 on the CPU: float32 and float64 costs go to scipy as they
+    are, which converts each valid block exactly (the padded batch is never converted whole); other dtypes
+    are converted to float64 first. Large batches are split across a thread pool (scipy releases the GIL);
+    the result does not depend on the number of threads.
     """
-    blocks = cost.detach().to("cpu", torch.float64).numpy()
+    blocks = cost.detach().cpu()
+    if blocks.dtype not in (torch.float32, torch.float64):
+        blocks = blocks.double()
+    blocks = blocks.numpy()
     na, nb = sizes_a.tolist(), sizes_b.tolist()
     items = [blocks[i, : na[i], : nb[i]] for i in range(len(blocks))]
     work = sum(c.size * min(c.shape) for c in items)
