@@ -1,4 +1,4 @@
-""""No result changes": the losses and validation metrics of short fixed-seed MNIST runs, recorded before a
+""" "No result changes": the losses and validation metrics of short fixed-seed MNIST runs, recorded before a
 speed change and compared after it.
 
     python benchmarks/fixed_seed_check.py record   # writes benchmarks/results/fixed_seed.json
