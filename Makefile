@@ -31,8 +31,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# About 15 minutes on 2 idle CPU cores; figures go to benchmarks/results/ (targets.md sums them up).
 bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/matching.py
+	$(PY) benchmarks/scaling.py
+	$(PY) benchmarks/chamfer.py
+	$(PY) benchmarks/targets.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,6 +1,6 @@
 """Training throughput, peak memory and model FLOP utilisation of every set model, on real MNIST batches.
 
-    python benchmarks/train_throughput.py [--seconds 20] [--threads 2] [--rows demo,dspn-reference]
+    python benchmarks/train_throughput.py [--seconds 15] [--threads 2] [--rows demo,dspn-reference]
 
 Rows: every row of the comparison table (`benchmarks/compare.py`: the demo configuration changed only as
 the row's name says, batch 64), the `long` preset's model, and `dspn-reference`: the DSPN paper's MNIST
@@ -149,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per row")
+    parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per row")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rows", default=",".join(CONFIGS))
     parser.add_argument("--one", help=argparse.SUPPRESS)
