@@ -1,6 +1,6 @@
 """Training throughput, peak memory and model FLOP utilisation of every set model, on real MNIST batches.
 
-    python benchmarks/train_throughput.py [--seconds 15] [--threads 2] [--rows demo,dspn-reference]
+    python benchmarks/train_throughput.py [--seconds 15] [--threads 2] [--rows demo dspn-reference]
 
 Rows: every row of the comparison table (`benchmarks/compare.py`: the demo configuration changed only as
 the row's name says, batch 64), the `long` preset's model, and `dspn-reference`: the DSPN paper's MNIST
@@ -151,7 +151,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per row")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rows", default=",".join(CONFIGS))
+    parser.add_argument("--rows", nargs="+", default=list(CONFIGS), help="row names (default: all)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -159,7 +159,7 @@ def main() -> None:
         return
     import torch
 
-    names = args.rows.split(",")
+    names = args.rows
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         sys.exit(f"unknown row(s) {unknown}; rows: {', '.join(CONFIGS)}")
