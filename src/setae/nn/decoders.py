@@ -352,16 +352,15 @@ class DSPNDecoder(nn.Module):
         """(∇_Y L [B, N, d], ∇_a L [B, N]) of L = Σ_sets mean_c (g(Y, σ(a)) − target)_c², in closed form.
 
         The result stays in the autograd graph when grad is enabled (its inputs' gradients then follow)."""
+        keep_graph = torch.is_grad_enabled()
         features = F.relu(self.phi(points))
         presence = torch.sigmoid(logits)
         with torch.enable_grad():
             pooled = torch.einsum("bn,bnc->bc", presence, features)
-            if not pooled.requires_grad:  # no graph wanted: u from a detached copy
+            if not (keep_graph and pooled.requires_grad):  # u from a detached copy, through ρ only
                 pooled = pooled.detach().requires_grad_()
             loss = (self.rho(pooled) - target).square().mean(1).sum()
-            (u,) = torch.autograd.grad(loss, pooled, create_graph=torch.is_grad_enabled() and self.training)
-        if not torch.is_grad_enabled():
-            u = u.detach()
+            (u,) = torch.autograd.grad(loss, pooled, create_graph=keep_graph)
         # relu'(pre) = 1[features > 0]; p_i multiplies after the projection to d dimensions (cheaper)
         grad_points = (torch.where(features > 0, u[:, None, :], 0.0) @ self.phi.weight) * presence[..., None]
         grad_logits = presence * (1 - presence) * torch.einsum("bnc,bc->bn", features, u)
