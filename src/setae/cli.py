@@ -157,15 +157,15 @@ def cmd_eval(
         if min(labels + train_labels) >= 0:  # labelled data only
             metrics.update(representation_metrics(model, train_sets, train_labels, sets, labels, seed=seed))
         if config.model.variational:
-            metrics.update(vae_metrics(model, sets, num_samples=gen_samples, seed=seed, test_labels=labels))
+            # One draw serves every sample metric; a conditional model is asked for the test sets' digits.
+            requested = list(labels[:gen_samples]) if given else None
+            samples = model.sample(min(gen_samples, len(sets)), seed=seed, label=requested)
+            metrics.update(vae_metrics(model, sets, samples, seed=seed))
             metrics["iwae_64"] = importance_weighted_bound(
                 model, sets[:IWAE_SETS], num_samples=64, seed=seed, labels=given
             )
             metrics["iwae_sets"] = min(IWAE_SETS, len(sets))
             if config.train.data == "mnist":
-                # A conditional model is asked for each digit in turn.
-                requested = [i % 10 for i in range(gen_samples)] if given else None
-                samples = model.sample(gen_samples, seed=seed, label=requested)
                 metrics.update(
                     sample_confidence(samples, train_sets, train_labels, sets, labels, requested=requested)
                 )

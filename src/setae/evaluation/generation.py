@@ -149,21 +149,16 @@ def interpolation_smoothness(
 def vae_metrics(
     model: SetAutoencoder,
     test_sets: Sequence,
-    num_samples: int = 200,
+    samples: Sequence[Tensor],
     interp_pairs: int = 64,
     seed: int = 0,
-    test_labels: Sequence[int] | None = None,
 ) -> dict[str, float]:
-    """`generation_metrics` of `num_samples` prior samples against the first `num_samples` test sets, and
-    `interp_smoothness` over `interp_pairs` pairs (test set 2i, test set 2i + 1). A conditional model
-    samples with the references' labels (`test_labels`) and has no interpolation figure (the label would
+    """`generation_metrics` of prior `samples` against as many test sets (the first ones), and
+    `interp_smoothness` over `interp_pairs` pairs (test set 2i, test set 2i + 1). A conditional model's
+    samples should be drawn with those test sets' labels; it has no interpolation figure (the label would
     jump halfway). The (2k)² Chamfer matrix of 1-NNA costs ~20 s on one CPU core for k = 200 MNIST digits
     and grows quadratically."""
-    references = list(test_sets[:num_samples])
-    given = None
-    if model.config.conditional:
-        given = list(test_labels[:num_samples])
-    out = generation_metrics(model.sample(len(references), seed=seed, label=given), references)
+    out = generation_metrics(samples, list(test_sets[: len(samples)]))
     pairs = min(interp_pairs, len(test_sets) // 2)
     if pairs and not model.config.conditional:
         starts, ends = test_sets[: 2 * pairs : 2], test_sets[1 : 2 * pairs : 2]
