@@ -51,7 +51,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from setae.nn.losses import pairwise_sq_dist
-from setae.nn.matching import Match, hungarian_match
+from setae.nn.matching import Match, available_cpus, hungarian_match
 
 RESULTS = Path(__file__).parent / "results"
 BATCH, MIN_FRACTION, TOLERANCE = 64, 0.6, 1e-9
@@ -188,11 +188,6 @@ def table(rows: dict[int, dict], skipped: dict[str, str]) -> list[str]:
     ]
 
 
-def cpus() -> int:
-    """CPUs this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -218,7 +213,7 @@ def main() -> None:
         )
     cpu = platform.processor() or platform.machine()
     machine = (
-        f"{cpu}, {cpus()} CPUs, torch {torch.__version__}, scipy {scipy.__version__}, "
+        f"{cpu}, {available_cpus()} CPUs, torch {torch.__version__}, scipy {scipy.__version__}, "
         f"{torch.get_num_threads()} threads"
     )
     lines = [

@@ -41,6 +41,7 @@ import torch
 
 from setae.nn import losses
 from setae.nn.attention import set_attention_stack
+from setae.nn.matching import available_cpus
 
 RESULTS = Path(__file__).parent / "results"
 ENCODERS = {"SAB x2": 0, "ISAB x2 (16 inducing)": 16}
@@ -178,11 +179,6 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def cpus() -> int:
-    """CPUs this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -214,7 +210,7 @@ def main() -> None:
         results[-1]["slope"], results[-1]["last_slope"] = slopes(results[-1]["points"])
     cpu = platform.processor() or platform.machine()
     machine = (
-        f"{cpu}, {cpus()} CPUs, torch {torch.__version__}, {args.threads} threads, "
+        f"{cpu}, {available_cpus()} CPUs, torch {torch.__version__}, {args.threads} threads, "
         f"OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}"
     )
     lines = [

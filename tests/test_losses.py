@@ -257,7 +257,7 @@ def test_hungarian_match_threaded_equals_sequential(monkeypatch):
     cost = torch.rand(40, 30, 30, generator=g)
     sizes_a, sizes_b = torch.randint(0, 31, (40,), generator=g), torch.randint(0, 31, (40,), generator=g)
     monkeypatch.setattr(matching, "_PARALLEL_MIN_WORK", 0)
-    monkeypatch.setattr(matching, "_num_workers", lambda: 4)
+    monkeypatch.setattr(matching, "available_cpus", lambda: 4)
     threaded = hungarian_match(cost, sizes_a, sizes_b)
     monkeypatch.setattr(matching, "_PARALLEL_MIN_WORK", float("inf"))
     sequential = hungarian_match(cost, sizes_a, sizes_b)

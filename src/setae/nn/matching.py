@@ -25,14 +25,15 @@ Match = tuple[np.ndarray, np.ndarray]
 _PARALLEL_MIN_WORK = 200_000
 
 
-def _num_workers() -> int:
+def available_cpus() -> int:
+    """CPUs this process may use (its affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @cache
 def _pool(pid: int) -> ThreadPoolExecutor:
     """One pool per process: a forked child (e.g. a DataLoader worker) cannot use its parent's threads."""
-    return ThreadPoolExecutor(max_workers=_num_workers(), thread_name_prefix="setae-match")
+    return ThreadPoolExecutor(max_workers=available_cpus(), thread_name_prefix="setae-match")
 
 
 def _solve(cost: np.ndarray) -> Match:
@@ -61,7 +62,7 @@ def hungarian_match(cost: torch.Tensor, sizes_a: torch.Tensor, sizes_b: torch.Te
     na, nb = sizes_a.tolist(), sizes_b.tolist()
     items = [blocks[i, : na[i], : nb[i]] for i in range(len(blocks))]
     work = sum(c.size * min(c.shape) for c in items)
-    workers = min(_num_workers(), len(items))
+    workers = min(available_cpus(), len(items))
     if workers < 2 or work < _PARALLEL_MIN_WORK:
         return [_solve(c) for c in items]
     chunks = np.array_split(np.arange(len(items)), workers)
