@@ -140,7 +140,20 @@ class RNNDecoder(nn.Module):
         return (survival <= -math.log(2)).to(torch.uint8).argmax(1)
 
 
-class TSPNDecoder(nn.Module):
+class _SampledSetDecoder(nn.Module):
+    """Shared by TSPN and the slot decoder: k ~ p(k | z) from `size_head` (the true size in training), k
+    initial elements from `initial`, then the subclass's equivariant `transform(initial, z, padding_mask)`."""
+
+    def forward(self, z: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator | None = None):
+        mask = padding_mask_from_sizes(sizes)
+        points = self.transform(self.initial(sizes, generator), z, mask)
+        return DecodedSet(points, mask, self.size_head.nll(z, sizes))
+
+    def predict_sizes(self, z: torch.Tensor) -> torch.Tensor:
+        return self.size_head.predict(z)
+
+
+class TSPNDecoder(_SampledSetDecoder):
     """Transformer Set Prediction Network (Kosiorek et al., 2020).
 
     1. k ~ p(k | z) (size head; the true size during training),
@@ -181,14 +194,6 @@ class TSPNDecoder(nn.Module):
             h = layer(h + embed_z(z)[:, None, :], padding_mask)
         return self.to_points(self.norm(h)).masked_fill(padding_mask[..., None], 0.0)
 
-    def forward(self, z: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator | None = None):
-        mask = padding_mask_from_sizes(sizes)
-        points = self.transform(self.initial(sizes, generator), z, mask)
-        return DecodedSet(points, mask, self.size_head.nll(z, sizes))
-
-    def predict_sizes(self, z: torch.Tensor) -> torch.Tensor:
-        return self.size_head.predict(z)
-
 
 class InitialSet(nn.Module):
     """The i.i.d. initial elements of TSPN and the slot decoder: e ~ N(μ, diag σ²) in R^init_dim, embedded
@@ -219,7 +224,7 @@ class InitialSet(nn.Module):
         return self.embed(self.sample(sizes, generator))
 
 
-class SlotDecoder(nn.Module):
+class SlotDecoder(_SampledSetDecoder):
     """Slot-attention-style decoder (after Locatello et al., 2020), slots = the output elements.
 
     z becomes m tokens u = reshape(W z) [m, dim]. k slots start as TSPN's i.i.d. initial elements and are
@@ -279,14 +284,6 @@ class SlotDecoder(nn.Module):
             slots = self.gru(updates.reshape(-1, dim), slots.reshape(-1, dim)).view(b, n, dim)
             slots = slots + self.ff(self.norm_ff(slots))
         return self.to_points(self.norm_out(slots)).masked_fill(padding_mask[..., None], 0.0)
-
-    def forward(self, z: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator | None = None):
-        mask = padding_mask_from_sizes(sizes)
-        points = self.transform(self.initial(sizes, generator), z, mask)
-        return DecodedSet(points, mask, self.size_head.nll(z, sizes))
-
-    def predict_sizes(self, z: torch.Tensor) -> torch.Tensor:
-        return self.size_head.predict(z)
 
 
 class DSPNDecoder(nn.Module):
