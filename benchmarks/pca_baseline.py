@@ -15,14 +15,23 @@ from pathlib import Path
 from setae.evaluation.pca_baseline import evaluate_pca
 
 RESULTS = Path(__file__).parent / "results"
-COLUMNS = ("chamfer", "hungarian", "ospa", "size_acc", "size_mae", "probe_acc_all", "kmeans_nmi")
+COLUMNS = (
+    "chamfer",
+    "hungarian",
+    "ospa",
+    "size_acc",
+    "size_mae",
+    "recon_digit_acc",
+    "probe_acc_all",
+    "kmeans_nmi",
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dims", default="8,16,64")
+    parser.add_argument("--dims", default="8,16,32,64")
     parser.add_argument("--limit", type=int, default=1000, help="score the first N test digits")
     args = parser.parse_args()
     rows = []

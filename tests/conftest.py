@@ -20,3 +20,40 @@ def mnist_root() -> Path:
     if not folder.is_dir():
         pytest.skip(f"real MNIST not available at {folder}")
     return folder
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The digit CNN: tests get a small one (4,000 digits, three epochs, seconds) instead of the cached full one
+# ---------------------------------------------------------------------------------------------------------
+
+_SMALL_CNN: dict[str, Path] = {}
+
+
+def small_digit_cnn_file(folder: Path, tmp_root: Path) -> Path:
+    """A safetensors file of a DigitCNN fitted on 4,000 training digits for three epochs, made once."""
+    if "path" not in _SMALL_CNN:
+        from safetensors.torch import save
+
+        from setae.datasets import MNISTSets
+        from setae.evaluation.digit_cnn import train_digit_cnn
+        from setae.fileio import write_bytes
+
+        train = MNISTSets(folder, split="train").subset(0, 4000)
+        test = MNISTSets(folder, split="test").subset(0, 1000)
+        model, accuracy = train_digit_cnn(train, test, epochs=3)
+        weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+        path = tmp_root / "small-digit-cnn.safetensors"
+        write_bytes(path, save(weights, metadata={"test_accuracy": repr(accuracy)}))
+        _SMALL_CNN["path"] = path
+    return _SMALL_CNN["path"]
+
+
+@pytest.fixture(autouse=True)
+def _small_digit_cnn(monkeypatch, tmp_path_factory):
+    """Every test that asks setae for its digit CNN gets the small one (built on first use)."""
+    from setae.evaluation import digit_cnn
+
+    folder = Path(os.environ.get("SETAE_DATA") or Path(__file__).parents[1].parent / "shared/data/mnist")
+    monkeypatch.setattr(
+        digit_cnn, "cache_path", lambda: small_digit_cnn_file(folder, tmp_path_factory.getbasetemp())
+    )

@@ -141,14 +141,16 @@ def all_size_nlls(dec, z: torch.Tensor, max_size: int) -> torch.Tensor:
 
 
 def test_size_distributions_sum_to_one():
-    """The RNN's stop model and the categorical head are proper distributions over k = 0..max_size; the
-    Poisson head's mass on 0..max_size is at most 1."""
+    """The RNN's stop model, DSPN's size and the categorical head are proper distributions over
+    k = 0..max_size; the Poisson head's mass on 0..max_size is at most 1."""
     torch.manual_seed(0)
     z = torch.randn(4, LATENT)
     rnn = RNNDecoder(LATENT, 2, max_size=9, dim=16)
-    torch.testing.assert_close(
-        torch.logsumexp(-all_size_nlls(rnn, z, 9), 1), torch.zeros(4), atol=1e-5, rtol=0
-    )
+    dspn = DSPNDecoder(LATENT, 2, max_size=9, dim=16, num_steps=2, inner_lr=5.0)
+    for dec in (rnn, dspn):
+        torch.testing.assert_close(
+            torch.logsumexp(-all_size_nlls(dec, z, 9), 1), torch.zeros(4), atol=1e-5, rtol=0
+        )
     sizes = torch.arange(10)
     categorical, poisson = CategoricalSizeHead(LATENT, 9), PoissonSizeHead(LATENT, 9)
     for head, exact in ((categorical, True), (poisson, False)):
@@ -171,7 +173,8 @@ def test_poisson_head_matches_the_poisson_pmf():
     z, k = torch.randn(5, LATENT), torch.tensor([0, 1, 3, 10, 50])
     expected = -torch.distributions.Poisson(head.rate(z)).log_prob(k.float())
     torch.testing.assert_close(head.nll(z, k), expected)
-    rates = torch.tensor([0.5, 2.0, 8.7, 9.0, 30.3])
+    z = torch.randn(7, LATENT)
+    rates = torch.tensor([0.0011, 0.04, 0.5, 2.0, 8.7, 9.0, 30.3])  # the approximation is < 0 below 0.046
     cdf = torch.distributions.Poisson(rates[:, None]).log_prob(torch.arange(200.0)).exp().cumsum(1)
     medians = (cdf >= 0.5).float().argmax(1)
     head.rate = lambda z: rates
@@ -228,3 +231,23 @@ def test_inference_draws_do_not_depend_on_the_other_sizes():
     large = dec.sample(torch.tensor([4, 12]), generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(small[0, :3], large[0, :3])
     torch.testing.assert_close(small[1, :2], large[1, :2])
+
+
+def test_dspn_presence_is_a_training_term_beside_the_size_likelihood():
+    """DSPN's presence NLL is `auxiliary_nll`: in the training objective's size term, not in eval's."""
+    from setae import ModelConfig, SetAutoencoder
+    from setae.datasets import SetBatch
+
+    torch.manual_seed(0)
+    model = SetAutoencoder(
+        ModelConfig(max_size=7, latent_dim=LATENT, decoder="dspn", decoder_dim=16, decoder_steps=2)
+    )
+    batch = SetBatch.from_sets([torch.rand(n, 2) for n in (2, 5, 7)])
+    z = model.posterior(batch)[0].detach()
+    out = model.decoder(z, batch.sizes)
+    assert out.auxiliary_nll is not None and torch.all(out.auxiliary_nll > 0)
+    torch.testing.assert_close(out.size_nll, model.decoder.size_head.nll(z, batch.sizes))
+    train_size = model._negative_log_likelihood(batch, z)["size"]
+    torch.testing.assert_close(train_size, out.size_nll + out.auxiliary_nll)
+    model.eval()
+    torch.testing.assert_close(model._negative_log_likelihood(batch, z)["size"], out.size_nll)

@@ -94,17 +94,11 @@ def test_rasterize_inverts_the_mnist_protocol(mnist_root):
     assert torch.equal(raster, expected)
 
 
-def test_digit_classifier_is_confident_on_digits_and_not_on_noise(mnist_root):
-    from setae.datasets import MNISTSets
-    from setae.evaluation.evaluate import dataset_items
-    from setae.evaluation.generation import sample_confidence
+def test_rasterize_gives_empty_sets_blank_images_and_clamps_outside_points():
+    from setae.evaluation.generation import rasterize
 
-    train_sets, train_labels = dataset_items(MNISTSets(mnist_root, split="train"), 2000)
-    test_sets, test_labels = dataset_items(MNISTSets(mnist_root, split="test"), 300)
-    g = torch.Generator().manual_seed(0)
-    noise = [torch.rand(150, 2, generator=g) for _ in range(100)]
-    digits = sample_confidence(test_sets[:100], train_sets, train_labels, test_sets, test_labels)
-    blobs = sample_confidence(noise, train_sets, train_labels, test_sets, test_labels)
-    assert digits["digit_classifier_acc"] > 0.8
-    assert digits["samples_confident"] > 0.5
-    assert blobs["samples_confident"] < digits["samples_confident"] - 0.3
+    raster = rasterize([torch.zeros(0, 2), torch.tensor([[-0.5, 0.0], [1.0, 2.0], [0.5, 1 / 27]])], side=28)
+    assert raster[0].sum() == 0
+    lit = set(raster[1].nonzero()[:, 0].tolist())
+    # (x, y) -> row round(27 y), column round(27 x), clamped: (0, 0), (27, 27) and (1, 14)
+    assert lit == {0 * 28 + 0, 27 * 28 + 27, 1 * 28 + 14}

@@ -9,7 +9,7 @@ import torch
 from helpers import random_sets
 from setae import ModelConfig, SetaeError, SetAutoencoder
 from setae.datasets import SetBatch
-from setae.models.autoencoder import DECODERS, ENCODERS
+from setae.models.config import DECODERS, ENCODERS
 
 SMALL = dict(
     point_dim=2,

@@ -145,7 +145,7 @@ def value_and_grads(x, y, xm, ym) -> tuple[torch.Tensor, list[torch.Tensor], lis
 def test_padding_is_ignored_even_with_garbage(pairs, extra):
     pairs = unit(pairs)
     value, grads, _ = value_and_grads(*batch(pairs))
-    for fill, scatter in ((1e6, False), (-3e5, True)):
+    for fill, scatter in ((1e6, False), (-3e5, True), (float("nan"), False), (float("inf"), True)):
         padded_value, padded_grads, padding_grads = value_and_grads(
             *batch(pairs, extra=extra, fill=fill, scatter=scatter)
         )

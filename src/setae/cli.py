@@ -13,10 +13,11 @@ from dataclasses import fields
 from pathlib import Path
 
 from setae.errors import SetaeError
-from setae.models.autoencoder import ModelConfig
+from setae.models.config import ModelConfig
 from setae.training.config import PRESETS, TrainConfig
 
 IWAE_SETS = 200  # test sets for the 64-sample importance-weighted bound (64 decoder passes each)
+DIGIT_SAMPLES = 1000  # prior samples the digit classifier reads
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -141,8 +142,8 @@ def cmd_eval(
     probe_train: int = 10_000,
     gen_samples: int = 200,
 ) -> dict:
+    from setae.evaluation.digit_cnn import digit_scores, load_digit_cnn
     from setae.evaluation.evaluate import dataset_items, evaluate, importance_weighted_bound
-    from setae.evaluation.generation import sample_confidence, vae_metrics
     from setae.evaluation.representation import representation_metrics
     from setae.fileio import write_json
     from setae.training.checkpoint import load_checkpoint
@@ -150,28 +151,59 @@ def cmd_eval(
 
     model, config, meta, checkpoint = load_checkpoint(run)
     sets, labels = dataset_items(make_test_set(config), limit)
-    metrics = {"split": "test", "step": meta["step"], **evaluate(model, sets, seed=seed, labels=labels)}
     given = labels if config.model.conditional else None
+    reconstructions = model.reconstruct(sets, seed=seed, labels=given)
+    metrics = {
+        "split": "test",
+        "step": meta["step"],
+        **evaluate(model, sets, seed=seed, labels=labels, outputs=reconstructions),
+    }
+    mnist = config.train.data == "mnist"
+    classifier = None
+    if mnist:
+        classifier, _ = load_digit_cnn(config.train.data_root or None)
+        metrics.update(
+            digit_scores(classifier, reconstructions=reconstructions, targets=sets, target_labels=labels)
+        )
     if representation:
         train_sets, train_labels = dataset_items(make_datasets(config)[0], probe_train)
         if min(labels + train_labels) >= 0:  # labelled data only
             metrics.update(representation_metrics(model, train_sets, train_labels, sets, labels, seed=seed))
         if config.model.variational:
-            # One draw serves every sample metric; a conditional model is asked for the test sets' digits.
-            requested = list(labels[:gen_samples]) if given else None
-            samples = model.sample(min(gen_samples, len(sets)), seed=seed, label=requested)
-            metrics.update(vae_metrics(model, sets, samples, seed=seed))
+            metrics.update(_sample_metrics(model, sets, labels, gen_samples, seed, classifier))
             metrics["iwae_64"] = importance_weighted_bound(
                 model, sets[:IWAE_SETS], num_samples=64, seed=seed, labels=given
             )
             metrics["iwae_sets"] = min(IWAE_SETS, len(sets))
-            if config.train.data == "mnist":
-                metrics.update(
-                    sample_confidence(samples, train_sets, train_labels, sets, labels, requested=requested)
-                )
     write_json(checkpoint.parent / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _sample_metrics(model, sets, labels, gen_samples: int, seed: int, classifier) -> dict:
+    """Generation metrics of prior samples, from each prior the model has: the default one (`sample_prior`)
+    unsuffixed, N(0, I) with the suffix `_normal` when the default is the fitted mixture. One draw serves
+    the set metrics (its first `gen_samples` against as many test sets) and, on MNIST, the digit classifier
+    (DIGIT_SAMPLES samples); a conditional model is asked for the test sets' digits."""
+    from setae.evaluation.digit_cnn import digit_scores
+    from setae.evaluation.generation import vae_metrics
+
+    conditional = model.config.conditional
+    count = max(min(gen_samples, len(sets)), DIGIT_SAMPLES if classifier is not None else 0)
+    requested = [labels[i % len(labels)] for i in range(count)] if conditional else None
+    priors = ["fitted", "normal"] if model.has_fitted_prior else ["normal"]
+    out: dict = {"sample_prior": priors[0]}
+    for prior in priors:
+        suffix = "" if prior == priors[0] else f"_{prior}"
+        samples = model.sample(count, seed=seed, label=requested, prior=prior)
+        scores = vae_metrics(model, sets, samples[: min(gen_samples, len(sets))], seed=seed)
+        if classifier is not None:
+            scores.update(digit_scores(classifier, samples=samples, requested=requested))
+        scores["empty_samples"] = sum(len(s) == 0 for s in samples) / len(samples)
+        if suffix:
+            scores.pop("interp_smoothness", None)  # a property of the decoder, not of the prior
+        out.update({f"{name}{suffix}": value for name, value in scores.items()})
+    return out
 
 
 def cmd_baseline(args: argparse.Namespace) -> dict:

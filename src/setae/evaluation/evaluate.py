@@ -82,19 +82,26 @@ def importance_weighted_bound(
 
 
 def evaluate(
-    model: SetAutoencoder, sets: Sequence[torch.Tensor], seed: int = 0, labels: Sequence[int] | None = None
+    model: SetAutoencoder,
+    sets: Sequence[torch.Tensor],
+    seed: int = 0,
+    labels: Sequence[int] | None = None,
+    outputs: Sequence[torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """Reconstruct `sets` with the model's own size predictions and score them (see set_metrics), plus the
-    objective terms. Conditional models need the sets' `labels`; drawings (stroke-3 sequences) are compared
-    as the sets of absolute points they visit. Returns a flat dict of floats."""
+    """Reconstruct `sets` with the model's own size predictions (or take its `outputs`, reconstructions
+    made with `seed`) and score them (see set_metrics), plus the objective terms. Conditional models need
+    the sets' `labels`; drawings (stroke-3 sequences) are compared as the sets of absolute points they
+    visit. Returns a flat dict of floats; `empty_outputs` is the fraction of empty reconstructions."""
     labels = labels if model.config.conditional else None
-    outputs = model.reconstruct(sets, seed=seed, labels=labels)
+    if outputs is None:
+        outputs = model.reconstruct(sets, seed=seed, labels=labels)
     targets = sets
     if model.config.decoder == "strokes":  # drawings are scored as the sets of points they visit
         targets, outputs = (
             [torch.from_numpy(strokes_to_points(s)).float() for s in d] for d in (sets, outputs)
         )
     metrics = summarize(set_distances(targets, outputs))
+    metrics["empty_outputs"] = sum(len(o) == 0 for o in outputs) / max(len(outputs), 1)
     metrics.update(objective_terms(model, sets, seed=seed, labels=labels))
     metrics["num_sets"] = len(sets)
     return metrics

@@ -166,50 +166,23 @@ def vae_metrics(
     return out
 
 
+def rasterize_packed(points: np.ndarray, offsets: np.ndarray, side: int = 28) -> Tensor:
+    """Sets stored as points [Σ n_i, ≥2] (x, y in [0, 1]) with offsets [B + 1] -> binary images
+    [B, side·side] float64, the inverse of the MNIST protocol: point (x, y) lights pixel (row, column) =
+    round((y, x) · (side − 1)); points outside the square light its border."""
+    count = len(offsets) - 1
+    owner = np.repeat(np.arange(count), np.diff(offsets))
+    xy = np.asarray(points[offsets[0] : offsets[-1], :2], np.float64)
+    cells = np.clip(np.rint(xy * (side - 1)), 0, side - 1).astype(np.int64)
+    images = torch.zeros(count * side * side, dtype=torch.float64)
+    images[torch.from_numpy(owner * side * side + cells[:, 1] * side + cells[:, 0])] = 1.0
+    return images.view(count, side * side)
+
+
 def rasterize(sets: Sequence[Tensor], side: int = 28) -> Tensor:
-    """2-D sets with coordinates in [0, 1] (x right, y down) -> binary images [N, side·side], the inverse of
-    the MNIST protocol: point (x, y) lights pixel (row, column) = round((y, x) · (side − 1))."""
-    images = torch.zeros(len(sets), side * side, dtype=torch.float64)
-    for i, points in enumerate(sets):
-        if len(points):
-            cells = (
-                (torch.as_tensor(points, dtype=torch.float64)[:, :2] * (side - 1)).round().clamp(0, side - 1)
-            )
-            images[i, (cells[:, 1] * side + cells[:, 0]).long()] = 1.0
-    return images
-
-
-def digit_classifier(train_sets: Sequence[Tensor], train_labels: Sequence[int]):
-    """A simple digit classifier: logistic regression on rasterised sets. Returns a function from a list of
-    sets to class probabilities [N, classes]."""
-    from setae.evaluation.representation import fit_logistic_regression
-
-    labels = torch.as_tensor(list(train_labels), dtype=torch.long)
-    classify = fit_logistic_regression(
-        rasterize(train_sets), labels, int(labels.max()) + 1, standardize=False
-    )
-    return lambda sets: classify(rasterize(sets))
-
-
-def sample_confidence(
-    samples: Sequence[Tensor],
-    train_sets: Sequence[Tensor],
-    train_labels: Sequence[int],
-    test_sets: Sequence[Tensor],
-    test_labels: Sequence[int],
-    threshold: float = 0.9,
-    requested: Sequence[int] | None = None,
-) -> dict[str, float]:
-    """The `digit_classifier` fitted on (train_sets, train_labels) scores the samples: `samples_confident`
-    is the fraction it assigns to some digit with probability > `threshold`; `digit_classifier_acc` is its
-    accuracy on the test sets, for reference. With `requested` labels (a conditional model's samples),
-    `samples_as_requested` is the fraction classified as the digit that was asked for."""
-    classify = digit_classifier(train_sets, train_labels)
-    accuracy = (classify(test_sets).argmax(1) == torch.as_tensor(list(test_labels))).double().mean()
-    probabilities = classify(samples)
-    confident = (probabilities.max(1).values > threshold).double().mean()
-    out = {"samples_confident": float(confident), "digit_classifier_acc": float(accuracy)}
-    if requested is not None:
-        hits = probabilities.argmax(1) == torch.as_tensor(list(requested))
-        out["samples_as_requested"] = float(hits.double().mean())
-    return out
+    """A list of 2-D sets [n_i, 2] (n_i may be 0) -> binary images [N, side·side]; see `rasterize_packed`
+    (empty sets give blank images)."""
+    arrays = [np.asarray(torch.as_tensor(s, dtype=torch.float64)).reshape(-1, 2) for s in sets]
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
+    points = np.concatenate(arrays) if arrays else np.zeros((0, 2))
+    return rasterize_packed(points, offsets, side)

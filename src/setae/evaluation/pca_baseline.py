@@ -82,9 +82,10 @@ def evaluate_pca(
 ) -> dict[str, float]:
     """Fit PCA-`dim` on all MNIST training images and score it on the first `limit` test digits (all when
     None) with the keys of `setae eval` (`chamfer`, `hungarian`, `ospa`, `size_acc`, `size_mae`,
-    `num_sets`), plus `threshold` and the `code_metrics` of the PCA codes (probes trained on the codes of the
-    first `probe_train` training images)."""
+    `num_sets`, and the digit CNN's `recon_digit_acc`), plus `threshold` and the `code_metrics` of the PCA
+    codes (probes trained on the codes of the first `probe_train` training images)."""
     from setae.datasets import MNISTSets, find_mnist
+    from setae.evaluation.digit_cnn import digit_scores, load_digit_cnn
     from setae.evaluation.representation import code_metrics
     from setae.evaluation.set_metrics import set_distances, summarize
 
@@ -94,8 +95,14 @@ def evaluate_pca(
     test, test_labels = test[:limit], test_labels[:limit]
     model = PCABaseline.fit(train, dim)
     targets = MNISTSets(folder, "test")
-    metrics = summarize(
-        set_distances([targets[i][0] for i in range(len(test))], model.reconstruct_sets(test))
+    target_sets = [targets[i][0] for i in range(len(test))]
+    reconstructions = model.reconstruct_sets(test)
+    metrics = summarize(set_distances(target_sets, reconstructions))
+    classifier, _ = load_digit_cnn(folder)
+    metrics.update(
+        digit_scores(
+            classifier, reconstructions=reconstructions, targets=target_sets, target_labels=test_labels
+        )
     )
     metrics.update(
         code_metrics(

@@ -26,7 +26,9 @@ COLUMNS = [
     ("gen_mmd", "lower"),
     ("gen_cov", "higher"),
     ("gen_1nna", "50% ideal"),
+    ("recon_digit_acc", "higher"),
     ("samples_confident", "higher"),
+    ("samples_confident_normal", "higher"),
     ("interp_smoothness", "1 ideal"),
 ]
 

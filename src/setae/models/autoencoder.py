@@ -2,9 +2,16 @@
 
 Encoding. The encoder pools the set to a vector e; since attention pooling is a weighted mean and cannot
 count, the set size enters directly: h = [e, n/N_max, log(1+n)/log(1+N_max)]. A linear map gives the code
-(or the posterior mean), followed by an affine-free batch norm: standardising the code across a batch stops
-the reconstruction gradient from shrinking the codes' variation until z carries nothing (a collapse seen
-with Chamfer training; for the VAE this is the BN-VAE remedy, Zhu et al. 2020, which keeps KL > 0).
+(or the posterior mean), followed by an affine-free batch norm and a scale γ: standardising the code across
+a batch stops the reconstruction gradient from shrinking the codes' variation until z carries nothing (a
+collapse seen with Chamfer training). For the VAE this is BN-VAE (Zhu et al. 2020): the batch mean of μ²
+is γ² per dimension, so the KL keeps a floor of latent·γ²/2 nats and never collapses. With γ = 1 that part
+of the KL is constant and nothing pulls the aggregate posterior towards N(0, I); with γ < 1, or a learned
+γ (`latent_scale_learned`; at the KL's optimum for a given signal-to-noise ratio γ² + σ² = 1), the codes'
+spread plus the posterior noise match the prior's unit variance.
+
+Sampling: `sample()` draws codes from N(0, I) or, once fitted after training, from a Gaussian mixture fitted
+to the training codes (`FittedPrior`), which puts samples where the codes are.
 
 Objective, per set X of n points in R^d, in nats:
 
@@ -20,132 +27,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from setae.datasets.batch import SetBatch, as_point_sets
 from setae.errors import SetaeError
-from setae.nn.decoders import DSPNDecoder, MLPDecoder, RNNDecoder, SlotDecoder, TSPNDecoder
-from setae.nn.encoders import ORDERS, DeepSets, RNNEncoder, SetTransformer
-from setae.nn.losses import chamfer_loss, hungarian_loss, sinkhorn_loss
+from setae.models.config import LOSSES, ModelConfig, build_decoder, build_encoder
+from setae.models.fitted_prior import FittedPrior
+from setae.nn.decoders import DSPNDecoder
 from setae.nn.normalization import BatchStandardize
-from setae.nn.sequence import StrokeDecoder
-from setae.nn.size_heads import SIZE_HEADS
-
-# loss name -> (per-set loss, how many times each point is counted by n · loss)
-LOSSES = {
-    "chamfer": (chamfer_loss, 2.0),
-    "hungarian": (hungarian_loss, 1.0),
-    "sinkhorn": (sinkhorn_loss, 1.0),
-}
-ENCODERS = ("settransformer", "deepsets", "rnn")
-DECODERS = ("tspn", "mlp", "rnn", "dspn", "slot", "strokes")
-
-
-@dataclass
-class ModelConfig:
-    """Everything that defines a model's architecture and objective (saved with every checkpoint).
-
-    Variants: variational=False is a plain autoencoder, True a (β-)VAE; conditional=True conditions
-    encoder and decoder on the label (a conditional VAE when variational); corrupt_drop / corrupt_jitter > 0
-    make it denoising (inputs corrupted in training, targets clean).
-    """
-
-    point_dim: int = 2
-    max_size: int = 342
-    latent_dim: int = 64
-    variational: bool = True
-    conditional: bool = False
-    num_classes: int = 10
-    corrupt_drop: float = 0.0  # denoising: probability of dropping each input point in training
-    corrupt_jitter: float = 0.0  # denoising: std of Gaussian noise added to input coordinates in training
-    encoder: str = "settransformer"  # settransformer, deepsets, rnn
-    encoder_dim: int = 64
-    encoder_layers: int = 2
-    encoder_heads: int = 4
-    encoder_inducing: int = 16  # settransformer: ISAB inducing points; 0 for SAB
-    deepsets_pool: str = "max"
-    encoder_order: str = "raster"  # rnn: raster (sorted) or input order
-    encoder_shuffle: bool = False  # rnn: read sets in a random order at training time
-    encoder_bidirectional: bool = False  # rnn
-    decoder: str = "tspn"  # tspn, mlp, rnn, dspn, slot; strokes (sequences, setae.nn.sequence)
-    decoder_dim: int = 64
-    decoder_layers: int = 3  # tspn: attention layers; slot: iterations; rnn/mlp: layers; dspn: layers of ρ
-    decoder_heads: int = 4
-    decoder_inducing: int = 16  # tspn: ISAB inducing points (0 for SAB); slot: tokens of z
-    decoder_init_dim: int = 16
-    decoder_steps: int = 10  # dspn: inner gradient steps
-    decoder_inner_lr: float = 25.0  # dspn: inner learning rate (per set)
-    size_head: str = "categorical"  # tspn, slot: categorical or poisson
-    decoder_mixtures: int = 20  # strokes: Gaussian mixture components per offset
-    decoder_temperature: float = 0.5  # strokes: sampling temperature when decoding (0: greedy)
-    loss: str = "chamfer"
-    point_sigma: float = 1 / 27
-    normalize: bool = False
-
-    def validate(self) -> None:
-        for name, value, allowed in (
-            ("encoder", self.encoder, ENCODERS),
-            ("decoder", self.decoder, DECODERS),
-            ("loss", self.loss, tuple(LOSSES)),
-            ("size_head", self.size_head, tuple(SIZE_HEADS)),
-            ("encoder_order", self.encoder_order, ORDERS),
-        ):
-            if value not in allowed:
-                raise SetaeError(f"config: {name}={value!r} is not one of {', '.join(allowed)}")
-        for name in ("point_dim", "max_size", "latent_dim", "num_classes"):
-            if getattr(self, name) < 1:
-                raise SetaeError(f"config: {name} must be >= 1, got {getattr(self, name)}")
-        if self.decoder == "strokes" and self.point_dim != 3:
-            raise SetaeError(
-                f"config: decoder='strokes' reads stroke-3 steps (point_dim=3), not {self.point_dim}"
-            )
-        if not 0.0 <= self.corrupt_drop < 1.0 or self.corrupt_jitter < 0.0:
-            raise SetaeError("config: corrupt_drop must be in [0, 1) and corrupt_jitter >= 0")
-
-
-def build_encoder(c: ModelConfig) -> nn.Module:
-    if c.encoder == "deepsets":
-        return DeepSets(c.point_dim, c.encoder_dim, c.encoder_layers, c.deepsets_pool)
-    if c.encoder == "rnn":
-        return RNNEncoder(
-            c.point_dim,
-            c.encoder_dim,
-            c.encoder_layers,
-            c.encoder_order,
-            c.encoder_shuffle,
-            c.encoder_bidirectional,
-        )
-    return SetTransformer(c.point_dim, c.encoder_dim, c.encoder_heads, c.encoder_layers, c.encoder_inducing)
-
-
-def build_decoder(c: ModelConfig) -> nn.Module:
-    latent, d, n = c.latent_dim, c.point_dim, c.max_size
-    if c.decoder == "mlp":
-        return MLPDecoder(latent, d, n, hidden=4 * c.decoder_dim)
-    if c.decoder == "rnn":
-        return RNNDecoder(latent, d, n, c.decoder_dim, c.decoder_layers)
-    if c.decoder == "dspn":
-        return DSPNDecoder(latent, d, n, c.decoder_dim, c.decoder_layers, c.decoder_steps, c.decoder_inner_lr)
-    if c.decoder == "strokes":
-        return StrokeDecoder(latent, hidden=c.decoder_dim, num_components=c.decoder_mixtures)
-    if c.decoder == "slot":
-        return SlotDecoder(
-            latent, d, n, c.decoder_dim, c.decoder_inducing, c.decoder_layers, c.decoder_init_dim, c.size_head
-        )
-    return TSPNDecoder(
-        latent,
-        d,
-        n,
-        c.decoder_dim,
-        c.decoder_heads,
-        c.decoder_layers,
-        c.decoder_inducing,
-        c.decoder_init_dim,
-        c.size_head,
-    )
 
 
 class SetAutoencoder(nn.Module):
@@ -166,6 +57,13 @@ class SetAutoencoder(nn.Module):
         # A tiny eps: with BatchNorm's 1e-5 the encoder escaped the standardisation by shrinking the pre-norm
         # variance below eps (observed under the VAE's KL pressure), and the codes collapsed again.
         self.latent_norm = BatchStandardize(config.latent_dim, eps=1e-12)
+        scale = torch.full((config.latent_dim,), config.latent_scale)
+        if config.latent_scale_learned:
+            self.latent_scale = nn.Parameter(scale)
+        else:
+            self.register_buffer("latent_scale", scale)
+        if config.variational and config.prior_components > 0:
+            self.fitted_prior = FittedPrior(config.latent_dim, config.prior_components)
         self.decoder = build_decoder(config)
         # Per-dimension standardisation of points (config.normalize), set from the training data; outputs are
         # mapped back, so users see their own units.
@@ -226,9 +124,9 @@ class SetAutoencoder(nn.Module):
             h = h + self.label_to_encoder(self._checked_labels(batch.labels))
         h = self.to_latent(h)
         if not c.variational:
-            return self.latent_norm(h), None
+            return self.latent_scale * self.latent_norm(h), None
         mean, log_var = h.chunk(2, dim=1)
-        return self.latent_norm(mean), log_var.clamp(-12.0, 8.0)
+        return self.latent_scale * self.latent_norm(mean), log_var.clamp(-12.0, 8.0)
 
     @torch.no_grad()
     def calibrate_latent_norm(self, batches: Sequence[SetBatch]) -> None:
@@ -245,10 +143,10 @@ class SetAutoencoder(nn.Module):
         self.latent_norm.finish_calibration()
         self.train(was_training)
 
-    def forward(self, batch: SetBatch) -> dict[str, torch.Tensor]:
+    def forward(self, batch: SetBatch, loss: str | None = None) -> dict[str, torch.Tensor]:
         """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`; and `distance`, the set loss
         (in normalised units when config.normalize). A denoising model encodes a corrupted copy in
-        training."""
+        training. `loss` names a set loss to use instead of config.loss (a warm-up)."""
         c = self.config
         denoising = self.training and (c.corrupt_drop > 0 or c.corrupt_jitter > 0)
         source = self._normalize(self._corrupt(batch)) if denoising else None
@@ -259,19 +157,22 @@ class SetAutoencoder(nn.Module):
         else:
             z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
             kl = 0.5 * (mean.pow(2) + log_var.exp() - log_var - 1.0).sum(1)
-        return {**self._negative_log_likelihood(batch, z), "kl": kl}
+        return {**self._negative_log_likelihood(batch, z, loss), "kl": kl}
 
-    def _negative_log_likelihood(self, batch: SetBatch, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _negative_log_likelihood(
+        self, batch: SetBatch, z: torch.Tensor, loss: str | None = None
+    ) -> dict[str, torch.Tensor]:
         """−log p(X | z) split into `recon` and `size` [B] (nats), and `distance`, for a normalised batch.
 
         In training, an iterative decoder's earlier estimates are supervised too: `recon` is then the mean
-        over its steps (DSPN's deep supervision) plus, for DSPN, its weighted `representation_loss`; in eval
-        mode it is the final set's alone."""
+        over its steps (DSPN's deep supervision) plus, for DSPN, its weighted `representation_loss`, and
+        `size` includes the decoder's `auxiliary_nll` (DSPN's presence); in eval mode both are the final
+        set's −log p alone."""
         if self.config.decoder == "strokes":  # an autoregressive likelihood of its own
             return self.decoder.nll(self._decoder_input(z, batch.labels), batch)
         decoder_input = self._decoder_input(z, batch.labels)
         out = self.decoder(decoder_input, batch.sizes)
-        loss_fn, count = LOSSES[self.config.loss]
+        loss_fn, count = LOSSES[loss or self.config.loss]
 
         def set_loss(points: torch.Tensor) -> torch.Tensor:  # in float32, also under bf16 autocast
             return loss_fn(
@@ -286,7 +187,10 @@ class SetAutoencoder(nn.Module):
             representation = self.decoder.representation_loss(decoder_input, batch.points, batch.padding_mask)
             supervised = supervised + self.decoder.representation_weight * representation
         recon = supervised * batch.sizes / (count * 2 * self.config.point_sigma**2)
-        return {"recon": recon, "size": out.size_nll, "distance": distance}
+        size = out.size_nll
+        if self.training and out.auxiliary_nll is not None:
+            size = size + out.auxiliary_nll
+        return {"recon": recon, "size": size, "distance": distance}
 
     @torch.no_grad()
     def importance_bound(self, batch: SetBatch, num_samples: int = 64) -> torch.Tensor:
@@ -380,16 +284,42 @@ class SetAutoencoder(nn.Module):
         """decode(encode(sets)); a conditional model needs the sets' `labels`."""
         return self.decode(self.encode(sets, labels=labels), seed=seed, labels=labels)
 
-    def sample(self, k: int, seed: int = 0, label=None) -> list[torch.Tensor]:
-        """k sets decoded from prior samples z ~ N(0, I) (variational models only). A conditional model
-        generates the digit (class) `label`: one int, or k of them."""
+    @property
+    def has_fitted_prior(self) -> bool:
+        return hasattr(self, "fitted_prior") and self.fitted_prior.is_fitted
+
+    @torch.no_grad()
+    def fit_prior(self, sets: Sequence, labels=None, seed: int = 0) -> None:
+        """Fit the Gaussian mixture of `sample(prior="fitted")` to the codes (posterior means) of `sets`."""
+        if not hasattr(self, "fitted_prior"):
+            raise SetaeError("fit_prior() needs a variational model with prior_components > 0")
+        codes = self.encode(sets, labels=labels)
+        if len(codes) < len(self.fitted_prior.weights):
+            raise SetaeError(
+                f"fit_prior: {len(codes)} sets for {len(self.fitted_prior.weights)} mixture components"
+            )
+        self.fitted_prior.fit(codes, seed=seed)
+
+    def sample(self, k: int, seed: int = 0, label=None, prior: str | None = None) -> list[torch.Tensor]:
+        """k sets decoded from prior samples (variational models only): `prior="normal"` draws z ~ N(0, I),
+        `"fitted"` from the mixture fitted to the training codes (`fit_prior`); the default is "fitted" when
+        the model has one. A conditional model generates the digit (class) `label`: one int, or k of them."""
         if not self.config.variational:
             raise SetaeError(
                 "sample() needs a variational model (this one was trained with variational=False)"
             )
+        prior = prior or ("fitted" if self.has_fitted_prior else "normal")
+        if prior not in ("fitted", "normal"):
+            raise SetaeError(f"sample: prior={prior!r} is not one of fitted, normal")
+        if prior == "fitted" and not self.has_fitted_prior:
+            raise SetaeError("sample: this model has no fitted prior (fit_prior() after training)")
         generator = torch.Generator().manual_seed(seed)
-        z = torch.randn(k, self.config.latent_dim, generator=generator)
-        return self.decode(z, seed=seed, labels=label)
+        if prior == "fitted":
+            z = self.fitted_prior.sample(k, generator).float()
+        else:
+            z = torch.randn(k, self.config.latent_dim, generator=generator)
+        # The decoder's own noise from another stream than z's.
+        return self.decode(z, seed=seed + 1_000_003, labels=label)
 
 
 class _eval_mode:

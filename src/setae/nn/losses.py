@@ -344,6 +344,8 @@ def sinkhorn_loss(
     Fewer than ~30 iterations anneal too fast for the over-relaxation and are not advised; in float32 keep
     epsilon above ~1e-5 times the largest cost.
     """
+    # Padded rows are zeroed first: a masked non-finite cost would still send NaN back through (x − y)².
+    x, y = x.masked_fill(x_padding_mask[..., None], 0.0), y.masked_fill(y_padding_mask[..., None], 0.0)
     cost = pairwise_sq_dist(x, y).masked_fill(x_padding_mask.unsqueeze(2) | y_padding_mask.unsqueeze(1), 0.0)
     plan = sinkhorn_plan(cost, x_padding_mask, y_padding_mask, epsilon, iterations)
     return _reduce((plan * cost).sum((1, 2)), reduction)

@@ -66,7 +66,7 @@ class PoissonSizeHead(nn.Module):
 
     def predict(self, z: torch.Tensor) -> torch.Tensor:
         rate = self.rate(z)
-        return (rate + 1 / 3 - 0.02 / rate).floor().long().clamp(max=self.max_size)
+        return (rate + 1 / 3 - 0.02 / rate).floor().long().clamp(0, self.max_size)  # ≥ 0 for λ < 0.046
 
 
 SIZE_HEADS = {"categorical": CategoricalSizeHead, "poisson": PoissonSizeHead}

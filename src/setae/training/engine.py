@@ -242,9 +242,15 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         )
         log = RunLog(run_dir / "log.jsonl", start_step if resume else None)
 
-    def save(step: int) -> None:
+    def save(step: int, final: bool = False) -> None:
         rng_states = ctx.gather(torch.get_rng_state())
-        model.calibrate_latent_norm([b.to(device) for b in calibration])
+        with torch.random.fork_rng(devices=[]):  # calibration may draw random numbers (encoder_shuffle)
+            model.calibrate_latent_norm([b.to(device) for b in calibration])
+        if final and ctx.is_main and hasattr(model, "fitted_prior"):
+            count = min(t.prior_fit_sets, len(train_set))
+            if count >= config.model.prior_components:
+                fit = train_set.subset(0, count)
+                model.fit_prior(*dataset_items(fit), seed=t.seed)
         if ctx.is_main:
             state = {
                 "optimizer": optimizer.state_dict(),
@@ -274,7 +280,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         batch: SetBatch = train_set.batch(idx[ctx.rank * t.batch_size : (ctx.rank + 1) * t.batch_size])
         batch = batch.to(device)
         with autocast:
-            terms = net(batch)
+            terms = net(batch, "chamfer" if step < t.chamfer_warmup_steps else None)
         beta = beta_at(step, t)
         loss = (terms["recon"] + t.size_weight * terms["size"] + beta * terms["kl"]).mean()
         if not torch.isfinite(loss):
@@ -316,7 +322,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             bar.write(f"step {done}: val chamfer {metrics['chamfer']:.5f} size_mae {metrics['size_mae']:.2f}")
         out_of_time = ctx.any(t.max_minutes > 0 and time.perf_counter() - started > 60 * t.max_minutes)
         if done % t.checkpoint_every == 0 or done == t.steps or out_of_time:
-            save(done)
+            save(done, final=done == t.steps or out_of_time)
         if out_of_time:
             bar.write(f"stopping at step {done}: train.max_minutes={t.max_minutes} reached")
             break

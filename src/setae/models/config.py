@@ -1,0 +1,135 @@
+"""What defines a set autoencoder: `ModelConfig` (saved with every checkpoint) and the registries that turn
+its names into modules (LOSSES, ENCODERS, DECODERS, `build_encoder`, `build_decoder`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from setae.errors import SetaeError
+from setae.nn.decoders import DSPNDecoder, MLPDecoder, RNNDecoder, SlotDecoder, TSPNDecoder
+from setae.nn.encoders import ORDERS, DeepSets, RNNEncoder, SetTransformer
+from setae.nn.losses import chamfer_loss, hungarian_loss, sinkhorn_loss
+from setae.nn.sequence import StrokeDecoder
+from setae.nn.size_heads import SIZE_HEADS
+
+# loss name -> (per-set loss, how many times each point is counted by n · loss)
+LOSSES = {
+    "chamfer": (chamfer_loss, 2.0),
+    "hungarian": (hungarian_loss, 1.0),
+    "sinkhorn": (sinkhorn_loss, 1.0),
+}
+ENCODERS = ("settransformer", "deepsets", "rnn")
+DECODERS = ("tspn", "mlp", "rnn", "dspn", "slot", "strokes")
+
+
+@dataclass
+class ModelConfig:
+    """Everything that defines a model's architecture and objective (saved with every checkpoint).
+
+    Variants: variational=False is a plain autoencoder, True a (β-)VAE; conditional=True conditions
+    encoder and decoder on the label (a conditional VAE when variational); corrupt_drop / corrupt_jitter > 0
+    make it denoising (inputs corrupted in training, targets clean).
+    """
+
+    point_dim: int = 2
+    max_size: int = 342
+    latent_dim: int = 64
+    variational: bool = True
+    conditional: bool = False
+    num_classes: int = 10
+    corrupt_drop: float = 0.0  # denoising: probability of dropping each input point in training
+    corrupt_jitter: float = 0.0  # denoising: std of Gaussian noise added to input coordinates in training
+    encoder: str = "deepsets"  # deepsets, settransformer, rnn
+    encoder_dim: int = 64
+    encoder_layers: int = 2
+    encoder_heads: int = 4
+    encoder_inducing: int = 16  # settransformer: ISAB inducing points; 0 for SAB
+    deepsets_pool: str = "max"
+    encoder_order: str = "raster"  # rnn: raster (sorted) or input order
+    encoder_shuffle: bool = False  # rnn: read sets in a random order at training time
+    encoder_bidirectional: bool = False  # rnn
+    decoder: str = "mlp"  # mlp, tspn, rnn, dspn, slot; strokes (sequences, setae.nn.sequence)
+    decoder_dim: int = 64
+    decoder_layers: int = 3  # tspn: attention layers; slot: iterations; rnn/mlp: layers; dspn: layers of ρ
+    decoder_heads: int = 4
+    decoder_inducing: int = 16  # tspn: ISAB inducing points (0 for SAB); slot: tokens of z
+    decoder_init_dim: int = 16
+    decoder_steps: int = 10  # dspn: inner gradient steps
+    decoder_inner_lr: float = 25.0  # dspn: inner learning rate (per set)
+    size_head: str = "categorical"  # tspn, slot, dspn: categorical or poisson
+    decoder_mixtures: int = 20  # strokes: Gaussian mixture components per offset
+    decoder_temperature: float = 0.5  # strokes: sampling temperature when decoding (0: greedy)
+    loss: str = "hungarian"
+    point_sigma: float = 1 / 27
+    normalize: bool = False
+    latent_scale: float = 1.0  # γ: the standardised code (posterior mean) is multiplied by it
+    latent_scale_learned: bool = True  # γ per dimension, learned from `latent_scale`
+    prior_components: int = 50  # VAE: components of the Gaussian mixture fitted to the training codes
+
+    def validate(self) -> None:
+        for name, value, allowed in (
+            ("encoder", self.encoder, ENCODERS),
+            ("decoder", self.decoder, DECODERS),
+            ("loss", self.loss, tuple(LOSSES)),
+            ("size_head", self.size_head, tuple(SIZE_HEADS)),
+            ("encoder_order", self.encoder_order, ORDERS),
+        ):
+            if value not in allowed:
+                raise SetaeError(f"config: {name}={value!r} is not one of {', '.join(allowed)}")
+        for name in ("point_dim", "max_size", "latent_dim", "num_classes"):
+            if getattr(self, name) < 1:
+                raise SetaeError(f"config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.decoder == "strokes" and self.point_dim != 3:
+            raise SetaeError(
+                f"config: decoder='strokes' reads stroke-3 steps (point_dim=3), not {self.point_dim}"
+            )
+        if self.latent_scale <= 0 or self.prior_components < 0:
+            raise SetaeError("config: latent_scale must be > 0 and prior_components >= 0")
+        if not 0.0 <= self.corrupt_drop < 1.0 or self.corrupt_jitter < 0.0:
+            raise SetaeError("config: corrupt_drop must be in [0, 1) and corrupt_jitter >= 0")
+
+
+def build_encoder(c: ModelConfig) -> nn.Module:
+    if c.encoder == "deepsets":
+        return DeepSets(c.point_dim, c.encoder_dim, c.encoder_layers, c.deepsets_pool)
+    if c.encoder == "rnn":
+        return RNNEncoder(
+            c.point_dim,
+            c.encoder_dim,
+            c.encoder_layers,
+            c.encoder_order,
+            c.encoder_shuffle,
+            c.encoder_bidirectional,
+        )
+    return SetTransformer(c.point_dim, c.encoder_dim, c.encoder_heads, c.encoder_layers, c.encoder_inducing)
+
+
+def build_decoder(c: ModelConfig) -> nn.Module:
+    latent, d, n = c.latent_dim, c.point_dim, c.max_size
+    if c.decoder == "mlp":
+        return MLPDecoder(latent, d, n, hidden=4 * c.decoder_dim, num_layers=c.decoder_layers)
+    if c.decoder == "rnn":
+        return RNNDecoder(latent, d, n, c.decoder_dim, c.decoder_layers)
+    if c.decoder == "dspn":
+        return DSPNDecoder(
+            latent, d, n, c.decoder_dim, c.decoder_layers, c.decoder_steps, c.decoder_inner_lr, c.size_head
+        )
+    if c.decoder == "strokes":
+        return StrokeDecoder(latent, hidden=c.decoder_dim, num_components=c.decoder_mixtures)
+    if c.decoder == "slot":
+        return SlotDecoder(
+            latent, d, n, c.decoder_dim, c.decoder_inducing, c.decoder_layers, c.decoder_init_dim, c.size_head
+        )
+    return TSPNDecoder(
+        latent,
+        d,
+        n,
+        c.decoder_dim,
+        c.decoder_heads,
+        c.decoder_layers,
+        c.decoder_inducing,
+        c.decoder_init_dim,
+        c.size_head,
+    )
