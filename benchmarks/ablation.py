@@ -48,7 +48,7 @@ CHANGES: list[tuple[str, dict]] = [
         "Hungarian after 1,000 Chamfer steps",
         {"model": {"loss": "hungarian"}, "train": {"chamfer_warmup_steps": 1000}},
     ),
-    ("width 128", {"model": {"encoder_dim": 128, "decoder_dim": 128}}),
+    ("width 128 (not kept)", {"model": {"encoder_dim": 128, "decoder_dim": 128}}),
 ]
 COLUMNS = (
     ("chamfer", "chamfer", "{:.5f}"),

@@ -105,7 +105,6 @@ def run_row(name: str, minutes: float, test_sets: int, threads: int, seed: int) 
     row = {
         "model": ROWS[name],
         **{k: metrics[k] for k in ("chamfer", "hungarian", "ospa", "size_acc", "size_mae", "size_nll")},
-        "size_nll_pp": metrics["size_nll_pp"],
         "recon_nll": metrics["recon_nll"],
         "test_sets": len(sets),
         "parameters": summary["parameters"],

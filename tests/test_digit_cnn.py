@@ -12,7 +12,7 @@ from setae.evaluation.digit_cnn import DigitCNN, digit_scores, load_digit_cnn
 
 @pytest.fixture
 def small_cnn(mnist_root):
-    """The tests' small CNN (conftest: 4,000 training digits, three epochs), its accuracy, 1,000 test digits."""
+    """The tests' small CNN (conftest: 4,000 digits, three epochs), its accuracy, 1,000 test digits."""
     from setae.datasets import MNISTSets
 
     return (*load_digit_cnn(str(mnist_root)), MNISTSets(mnist_root, split="test").subset(0, 1000))

@@ -143,7 +143,13 @@ def cmd_eval(
     gen_samples: int = 200,
 ) -> dict:
     from setae.evaluation.digit_cnn import digit_scores, load_digit_cnn
-    from setae.evaluation.evaluate import dataset_items, evaluate, importance_weighted_bound
+    from setae.evaluation.evaluate import (
+        NATS,
+        dataset_items,
+        evaluate,
+        importance_weighted_bound,
+        objective_terms,
+    )
     from setae.evaluation.representation import representation_metrics
     from setae.fileio import write_json
     from setae.training.checkpoint import load_checkpoint
@@ -171,10 +177,14 @@ def cmd_eval(
             metrics.update(representation_metrics(model, train_sets, train_labels, sets, labels, seed=seed))
         if config.model.variational:
             metrics.update(_sample_metrics(model, sets, labels, gen_samples, seed, classifier))
-            metrics["iwae_64"] = importance_weighted_bound(
-                model, sets[:IWAE_SETS], num_samples=64, seed=seed, labels=given
-            )
-            metrics["iwae_sets"] = min(IWAE_SETS, len(sets))
+            if model.has_likelihood_bound:
+                metrics["iwae_64"] = importance_weighted_bound(
+                    model, sets[:IWAE_SETS], num_samples=64, seed=seed, labels=given
+                )
+                metrics["iwae_sets"] = min(IWAE_SETS, len(sets))
+                same = objective_terms(model, sets[:IWAE_SETS], seed=seed, labels=given)
+                metrics["elbo_iwae_sets"] = same["elbo"]
+    metrics["nats"] = {key: meaning for key, meaning in NATS.items() if key in metrics}
     write_json(checkpoint.parent / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return metrics

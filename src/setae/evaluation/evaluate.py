@@ -27,13 +27,14 @@ def objective_terms(
     batch_size: int = 256,
     labels: Sequence[int] | None = None,
 ):
-    """Mean per-set objective terms in nats, with true sizes, one posterior sample per set drawn under
-    `seed` (the global RNG is left untouched): `recon_nll`, `size_nll` = −log p(k | z), for VAEs `kl` and
-    `elbo`, and `size_nll_pp` = −log p(k | z) − log k!, the size's part of the point-process likelihood
-    p(X) = p(k) · k! · f_k(x_1..x_k) of an unordered set (unit volume), so that size models compare in nats.
-    `labels` are needed by conditional models."""
-    totals = {"recon": 0.0, "size": 0.0, "kl": 0.0}
-    log_factorials = 0.0
+    """Mean per-set figures in nats, with true sizes and one posterior sample per set drawn under `seed` (the
+    global RNG is left untouched); `labels` are needed by conditional models. See NATS for what each is:
+
+    - `recon_nll`, `size_nll`, `kl` (VAEs): the training objective's terms;
+    - `elbo` (VAEs whose loss is a likelihood, `has_likelihood_bound`): −(recon + size + kl) − the density
+      constant, a lower bound on log p(X) in expectation;
+    - `neg_objective` (the others): −(recon + size + kl), the negated objective at β = 1, not a bound."""
+    totals = {"recon": 0.0, "size": 0.0, "kl": 0.0, "constant": 0.0}
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -44,16 +45,37 @@ def objective_terms(
             chunk_labels = None if labels is None else list(labels[i : i + batch_size])
             batch = SetBatch.from_sets(chunk, chunk_labels)
             terms = model(batch.to(device))
-            for key in totals:
+            for key in ("recon", "size", "kl"):
                 totals[key] += float(terms[key].sum())
-            log_factorials += float(torch.lgamma(batch.sizes.double() + 1).sum())
+            totals["constant"] += float(model.density_constant(batch.sizes).sum())
     model.train(was_training)
-    out = {"recon_nll": totals["recon"] / len(sets), "size_nll": totals["size"] / len(sets)}
-    out["size_nll_pp"] = out["size_nll"] - log_factorials / len(sets)
+    mean = {key: value / len(sets) for key, value in totals.items()}
+    out = {"recon_nll": mean["recon"], "size_nll": mean["size"]}
     if model.config.variational:
-        out["kl"] = totals["kl"] / len(sets)
-        out["elbo"] = -(out["recon_nll"] + out["size_nll"] + out["kl"])
+        out["kl"] = mean["kl"]
+    total = mean["recon"] + mean["size"] + mean["kl"]
+    if model.config.variational and model.has_likelihood_bound:
+        out["elbo"] = -(total + mean["constant"])
+    else:
+        out["neg_objective"] = -total
     return out
+
+
+# What each figure in nats is (written into metrics.json beside the figures).
+NATS = {
+    "recon_nll": "training objective term: the set loss in nats, Σ|x−y|²/(2σ²) over matched points (Chamfer: "
+    "both directions averaged); no Gaussian normaliser",
+    "size_nll": "−log p(n | z) with the true size: exact for the size heads and the RNN stop model; for the "
+    "MLP decoder the presence pattern's likelihood, a lower bound on p(n | z)",
+    "kl": "KL(q(z|X) ‖ N(0, I)), exact",
+    "elbo": "lower bound on log p(X) (in expectation over the one posterior sample), with the Gaussian "
+    "normaliser n·(d/2)·log(2πσ²): a density of sets in the data's units",
+    "neg_objective": "−(recon_nll + size_nll + kl): the negated training objective at β = 1; NOT a bound on "
+    "log p(X) (Chamfer is not a likelihood)",
+    "iwae_64": "lower bound on log p(X) with 64 importance samples, on the first iwae_sets test sets; "
+    "tighter than elbo_iwae_sets",
+    "elbo_iwae_sets": "the elbo on the same sets as iwae_64",
+}
 
 
 @torch.no_grad()

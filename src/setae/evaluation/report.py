@@ -22,6 +22,7 @@ COLUMNS = [
     ("kmeans_nmi", "higher"),
     ("kmeans_ari", "higher"),
     ("elbo", "higher"),
+    ("neg_objective", "higher"),
     ("iwae_64", "higher"),
     ("gen_mmd", "lower"),
     ("gen_cov", "higher"),

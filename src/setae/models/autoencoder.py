@@ -192,17 +192,45 @@ class SetAutoencoder(nn.Module):
             size = size + out.auxiliary_nll
         return {"recon": recon, "size": size, "distance": distance}
 
+    @property
+    def has_likelihood_bound(self) -> bool:
+        """Whether recon + size + `density_constant` bounds −log p(X | z) from above: true for a one-to-one
+        matching loss (Hungarian, or Sinkhorn, whose value is at least the matching's) and for the stroke
+        decoder's own likelihood; Chamfer is not a likelihood."""
+        return self.config.decoder == "strokes" or self.config.loss in ("hungarian", "sinkhorn")
+
+    def density_constant(self, sizes: torch.Tensor) -> torch.Tensor:
+        """[B] nats that turn recon into a negative log density for sets of `sizes` [B]: the Gaussian point
+        normaliser n·(d/2)·log(2πσ²) and, with config.normalize, the Jacobian n·Σ_d log s_d of mapping points
+        to standardised units. With them, for the set density p(X | z) = p(n | z) Σ_π Π_i N(x_i; y_π(i), σ²I)
+        (the outputs in every order; a set of n points counted once),
+
+            −log p(X | z) ≤ recon + size + density_constant,   recon = Σ_i |x_i − y_π*(i)|² / (2σ²),
+
+        π* the optimal matching: the sum over π is at least its largest term. (No k! appears: it is the
+        number of orderings, already summed over.) The stroke decoder's likelihood is complete: 0."""
+        c = self.config
+        if c.decoder == "strokes":
+            return torch.zeros_like(sizes, dtype=torch.float32)
+        per_point = 0.5 * c.point_dim * math.log(2 * math.pi * c.point_sigma**2)
+        if c.normalize:
+            per_point += float(self.point_std.log().sum())
+        return sizes.to(torch.float32) * per_point
+
     @torch.no_grad()
     def importance_bound(self, batch: SetBatch, num_samples: int = 64) -> torch.Tensor:
         """The importance-weighted bound (Burda et al., 2016) per set [B], in nats, VAEs only:
 
             log p(X) ≥ log (1/K) Σ_k p(X | z_k) p(z_k) / q(z_k | X),   z_k ~ q(z | X),
 
-        with −log p(X | z) = recon + size as in training; K = 1 gives the ELBO in expectation, larger K a
-        tighter bound.
+        with −log p(X | z) bounded by recon + size + density_constant (`density_constant`); K = 1 gives the
+        ELBO in expectation, larger K a tighter bound. Only models with `has_likelihood_bound`.
         """
-        if not self.config.variational:
-            raise SetaeError("importance_bound() needs a variational model")
+        if not self.config.variational or not self.has_likelihood_bound:
+            raise SetaeError(
+                "importance_bound() needs a variational model with a likelihood (Hungarian or Sinkhorn loss)"
+            )
+        constant = self.density_constant(batch.sizes).to(batch.points.device)
         batch = self._normalize(batch)
         mean, log_var = self._posterior(batch)
         std = (0.5 * log_var).exp()
@@ -214,7 +242,7 @@ class SetAutoencoder(nn.Module):
             log_weights.append(
                 -(nll["recon"] + nll["size"]) + prior.log_prob(z).sum(1) - posterior.log_prob(z).sum(1)
             )
-        return torch.logsumexp(torch.stack(log_weights, 1), 1) - math.log(num_samples)
+        return torch.logsumexp(torch.stack(log_weights, 1), 1) - math.log(num_samples) - constant
 
     # ---- the public API on lists of sets -------------------------------------------------------------
 
