@@ -43,8 +43,12 @@ DSPN_REFERENCE = {
 LONG = {"encoder_dim": 256, "decoder_dim": 256, "encoder_layers": 3, "decoder_layers": 4}
 # name -> (model overrides, train overrides) of the demo configuration
 CONFIGS: dict[str, tuple[dict, dict]] = {
-    **{("demo" if not model else name): (model, {}) for name, model in ROWS.items()},
-    "demo, size-bucketed batches": ({}, {"bucket_batches": 32}),
+    "demo": ({}, {}),
+    **{name: (model, {}) for name, model in ROWS.items()},
+    "settransformer+tspn (chamfer), size-bucketed batches": (
+        ROWS["settransformer+tspn (chamfer)"],
+        {"bucket_batches": 32},
+    ),
     "dspn-reference": (DSPN_REFERENCE, {"batch_size": 32}),
     "long-preset-model": (LONG, {}),
 }

@@ -76,8 +76,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "decoder_layers": 3,
         },
         "train": {
-            "steps": 4000,
-            "bucket_batches": 32,
+            "steps": 3000,
             "eval_every": 500,
             "checkpoint_every": 500,
             "max_minutes": 20.0,
