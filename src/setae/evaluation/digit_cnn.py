@@ -7,7 +7,7 @@ clumps, solid lines — so the network is trained on the training digits' pixel 
 (each set gets an amplitude a ~ U(0, 0.8) px, each point a N(0, a²) offset per axis) before rasterising;
 the blur makes scattered and solid strokes look alike.
 
-Trained once (3 epochs, ~3 min on 2 CPU cores) and cached as safetensors in $XDG_CACHE_HOME/setae (or
+Trained once (3 epochs, ~1.5 min on 2 CPU cores) and cached as safetensors in $XDG_CACHE_HOME/setae (or
 ~/.cache/setae), with its test accuracy in the file's metadata.
 """
 
