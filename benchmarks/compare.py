@@ -78,7 +78,8 @@ def run_row(name: str, minutes: float, test_sets: int, threads: int, seed: int) 
     from setae.evaluation.evaluate import dataset_items, evaluate
     from setae.training.checkpoint import load
     from setae.training.config import resolve_config
-    from setae.training.engine import make_test_set, train
+    from setae.training.data import make_test_set
+    from setae.training.engine import train
 
     overrides = {
         "model": ROWS[name],

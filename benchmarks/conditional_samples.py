@@ -34,7 +34,8 @@ def main() -> None:
     from setae.evaluation.plots import plot_set_grid
     from setae.fileio import write_json, write_text
     from setae.training.checkpoint import load
-    from setae.training.engine import make_test_set, saved_config
+    from setae.training.data import make_test_set
+    from setae.training.engine import saved_config
 
     torch.set_num_threads(1)
     model, config = load(args.run), saved_config(args.run)

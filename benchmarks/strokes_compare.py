@@ -29,7 +29,7 @@ def model_row(run: str, test_sets: int) -> dict:
     from setae.evaluation.evaluate import dataset_items, evaluate
     from setae.evaluation.representation import representation_metrics
     from setae.training.checkpoint import load_checkpoint
-    from setae.training.engine import make_datasets, make_test_set
+    from setae.training.data import make_datasets, make_test_set
 
     model, config, meta, _ = load_checkpoint(run)
     sets, labels = dataset_items(make_test_set(config), test_sets)
@@ -74,7 +74,7 @@ def draw_reconstructions(run: str, count: int = 16) -> None:
     from setae.evaluation.evaluate import dataset_items
     from setae.evaluation.plots import plot_strokes
     from setae.training.checkpoint import load_checkpoint
-    from setae.training.engine import make_test_set
+    from setae.training.data import make_test_set
 
     model, config, _, _ = load_checkpoint(run)
     sets, labels = dataset_items(make_test_set(config), count)

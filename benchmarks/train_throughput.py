@@ -72,14 +72,17 @@ def measure(name: str, seconds: float, threads: int) -> dict:
 
     from setae.models import SetAutoencoder
     from setae.training.config import resolve_config
-    from setae.training.engine import batch_indices, make_datasets
+    from setae.training.data import make_datasets, resolve_from_data, training_split
+    from setae.training.engine import batch_indices
 
     torch.set_num_threads(threads)
     model_overrides, train_overrides = CONFIGS[name]
     config = resolve_config("demo", overrides={"model": model_overrides, "train": train_overrides})
     t = config.train
     torch.manual_seed(0)
-    train_set, _ = make_datasets(config)
+    full = training_split(config)
+    resolve_from_data(config, full)
+    train_set, _ = make_datasets(config, full)
     model = SetAutoencoder(config.model).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 

@@ -47,6 +47,7 @@ def workspace(tmp_path_factory) -> Path:
     save_point_sets(w / "huge.npz", [rng.random((500, 3))])
     (w / "cut.npz").write_bytes((w / "ok.npz").read_bytes()[:300])
     (w / "a-file").write_text("x")
+    (w / "text.npz").write_text("set_id,x\n0,1\n")
     (w / "badtype.toml").write_text("[train]\nsteps = 'many'\n")
     (w / "broken.toml").write_text("[train\nsteps = 3\n")
     (w / "unknown.toml").write_text("[model]\nwidth = 3\n")
@@ -72,6 +73,7 @@ def workspace(tmp_path_factory) -> Path:
     return w
 
 
+TINY = ["train", "--preset", "tiny", "--run-dir", "r"]
 CASES = {
     "no MNIST files": (
         ["train", "--run-dir", "r"],
@@ -159,19 +161,51 @@ CASES = {
         None,
         "cannot resume with a different model config",
     ),
-    "no checkpoint": (["eval", "nothing"], None, "nothing: no setae checkpoint here"),
+    "no checkpoint": (["eval", "nothing"], None, "nothing: no such run folder or checkpoint"),
+    "eval of a file that is not a run": (["eval", "ok.npz"], None, "ok.npz: not a setae run or checkpoint"),
+    "text file renamed .npz": (
+        ["train", "--preset", "tiny", "--data", "text.npz", "--run-dir", "r"],
+        None,
+        "text.npz: not a readable .npz file (not a complete zip archive",
+    ),
+    "flag: negative lr": (TINY + ["--lr", "-1"], None, "train.lr must be > 0, got -1.0"),
+    "flag: batch size 0": (TINY + ["--batch-size", "0"], None, "train.batch_size must be >= 1, got 0"),
+    "flag: eval every 0": (TINY + ["--eval-every", "0"], None, "train.eval_every must be >= 1, got 0"),
+    "flag: negative beta": (TINY + ["--beta", "-1"], None, "train.beta must be >= 0, got -1.0"),
+    "flag: negative grad clip": (TINY + ["--grad-clip", "-1"], None, "train.grad_clip must be > 0, got -1.0"),
+    "flag: negative threads": (TINY + ["--threads", "-1"], None, "train.threads must be >= 0, got -1"),
+    "flag: point sigma 0": (TINY + ["--point-sigma", "0"], None, "point_sigma must be > 0, got 0.0"),
+    "flag: device gpu": (TINY + ["--device", "gpu"], None, "train.device='gpu' is not one of auto, cpu"),
+    "flag: device cuda without CUDA": (
+        TINY + ["--device", "cuda"],
+        {"CUDA_VISIBLE_DEVICES": ""},
+        "--device cuda: this PyTorch build has no CUDA device available",
+    ),
+    "flag: bool": (TINY + ["--normalize", "yes"], None, "model.normalize='yes' is not true or false"),
+    "flag: misspelt": (TINY + ["--lerning-rate", "1e-3"], None, "did you mean --learning-rate?"),
+    "flag: missing value": (["train", "--steps"], None, "argument --steps: expected one argument"),
+    "encode: unknown output format": (
+        ["encode", "good", "--data", "ok.npz", "--out", "codes.txt"],
+        None,
+        "--out codes.txt: unknown format '.txt'",
+    ),
+    "encode: missing output folder": (
+        ["encode", "good", "--data", "ok.npz", "--out", "no/such/z.npy"],
+        None,
+        "--out no/such/z.npy: folder no/such does not exist",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_one_clear_line(workspace, case):
     args, env, message = CASES[case]
+    before = sorted(str(p) for p in workspace.rglob("*"))
     result = setae(*args, cwd=workspace, env=env)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert result.stderr.startswith("setae: error: ") and result.stderr.count("\n") == 1
-    assert not (workspace / "r").exists() or not any((workspace / "r").rglob("checkpoint*"))
-    assert not (workspace / "z.npy").exists()
+    assert sorted(str(p) for p in workspace.rglob("*")) == before
 
 
 def test_wrong_idx_dimensions_and_truncated_mnist(tmp_path):
@@ -212,6 +246,7 @@ def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, m
         "checkpoint",
         "config.json",
         "log.jsonl",
+        "tensorboard",
         "train_summary.json",
     ]
     monkeypatch.undo()

@@ -240,7 +240,9 @@ def test_dspn_presence_is_a_training_term_beside_the_size_likelihood():
 
     torch.manual_seed(0)
     model = SetAutoencoder(
-        ModelConfig(max_size=7, latent_dim=LATENT, decoder="dspn", decoder_dim=16, decoder_steps=2)
+        ModelConfig(
+            max_size=7, point_sigma=0.1, latent_dim=LATENT, decoder="dspn", decoder_dim=16, decoder_steps=2
+        )
     )
     batch = SetBatch.from_sets([torch.rand(n, 2) for n in (2, 5, 7)])
     z = model.posterior(batch)[0].detach()

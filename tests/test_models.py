@@ -22,6 +22,7 @@ SMALL = dict(
     encoder_inducing=3,
     decoder_inducing=3,
     decoder_init_dim=4,
+    point_sigma=1 / 27,
 )
 
 
@@ -271,6 +272,7 @@ def test_sequence_autoencoder_trains_and_decodes_drawings():
         ModelConfig(
             point_dim=3,
             max_size=12,
+            point_sigma=1 / 27,
             latent_dim=6,
             encoder="rnn",
             encoder_order="input",

@@ -69,7 +69,7 @@ def test_bad_npz_files_are_rejected_naming_the_problem(tmp_path, arrays, message
     [
         ("x,y\n1,2\n", "set_id column"),
         ("set_id,x\na,1\nb,2\na,3\n", "line 4: rows of set 'a' are not consecutive"),
-        ("set_id,x\na,1\na,oops\n", "line 3: a coordinate is not a number"),
+        ("set_id,x\na,1\na,oops\n", "line 3: coordinate .x. is .oops., not a number"),
         ("set_id,x,label\na,1,0\na,2,1\n", "line 3: set 'a' has more than one label"),
         ("set_id,x\na,1,2\n", "line 2 has 3 fields"),
     ],
@@ -87,7 +87,7 @@ def test_truncated_npz_and_unknown_suffix(tmp_path):
     with pytest.raises(SetaeError, match="not a readable .npz file"):
         load_point_sets(tmp_path / "cut.npz")
     (tmp_path / "ok.txt").write_text("1,2\n")
-    with pytest.raises(SetaeError, match="expected .npz or .csv"):
+    with pytest.raises(SetaeError, match="expected .npz, .csv or .parquet"):
         load_point_sets(tmp_path / "ok.txt")
 
 

@@ -88,7 +88,9 @@ def test_balanced_subset_takes_equal_counts_per_label():
 def test_code_metrics_keys_and_values():
     codes, labels = blobs(40, 10, 6, 0.3, seed=5)
     metrics = code_metrics(codes, labels, codes, labels)
-    assert set(metrics) == {"probe_acc_100", "probe_acc_1000", "probe_acc_all", "kmeans_nmi", "kmeans_ari"}
+    expected = {"probe_acc_100", "probe_acc_all", "kmeans_nmi", "kmeans_ari", "skipped"}
+    assert set(metrics) == expected  # 400 training codes: no 1000-code probe
+    assert metrics["skipped"] == ["probe_acc_1000: only 400 training sets"]
     assert metrics["probe_acc_all"] > 0.98
     assert metrics["kmeans_nmi"] > 0.9
 

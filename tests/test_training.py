@@ -30,7 +30,7 @@ def test_short_run_lowers_held_out_loss(tmp_path):
     val = [r for r in records if r.get("split") == "val"]
     untrained = train(tiny(steps=0), tmp_path / "untrained", progress=False)
     from setae.evaluation.evaluate import dataset_items, evaluate
-    from setae.training.engine import make_datasets
+    from setae.training.data import make_datasets
 
     sets, _ = dataset_items(make_datasets(tiny())[1], 32)
     before = evaluate(untrained, sets)

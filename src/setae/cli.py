@@ -7,17 +7,52 @@ Every field of the model and training config is a flag (`--latent-dim 32`, `--lo
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
 from setae.errors import SetaeError
 from setae.models.config import ModelConfig
 from setae.training.config import PRESETS, TrainConfig
+from setae.versions import __version__
 
 IWAE_SETS = 200  # test sets for the 64-sample importance-weighted bound (64 decoder passes each)
 DIGIT_SAMPLES = 1000  # prior samples the digit classifier reads
+
+
+# What a flag allows, where "default X" alone would not say it.
+FLAG_HELP = {
+    "max_size": "largest set the model handles; default: the largest set in the data (MNIST: 342)",
+    "point_sigma": "σ of the Gaussian point likelihood, > 0; default: the data's median nearest-neighbour "
+    "distance (MNIST: 1/27)",
+    "normalize": "true or false: standardise points per dimension; default: true for your own files",
+    "encoder": "deepsets, settransformer or rnn",
+    "decoder": "mlp, tspn, rnn, dspn, slot, or strokes (stroke-3 sequences)",
+    "loss": "hungarian, chamfer or sinkhorn",
+    "size_head": "categorical or poisson",
+    "deepsets_pool": "max, mean or sum",
+    "encoder_order": "raster or input",
+    "encoder_inducing": "ISAB inducing points; 0: full self-attention (SAB)",
+    "decoder_inducing": "tspn: ISAB inducing points (0: SAB); slot: tokens of z",
+    "prior_components": "Gaussian mixture components fitted to the codes; 0: no fitted prior",
+    "data": "mnist, synthetic, mnist-strokes, mnist-skeleton, or a .npz/.csv/.parquet file or dataset folder",
+    "test_data": "file of test sets; default: MNIST's test digits, or a tenth of your file held out",
+    "val_size": "validation sets, >= 1; default: a tenth of the sets, at most 5000",
+    "ospa_cutoff": "OSPA cut-off c in data units, > 0; default: a tenth of the data's extent (MNIST: 0.1)",
+    "bucket_batches": "> 0: batch sets of similar size within runs of this many batches; 0: off",
+    "optimizer": "adamw or sgd",
+    "lr": "learning rate, > 0",
+    "precision": "fp32 or bf16",
+    "max_minutes": "stop after this many minutes of training; 0: no limit",
+    "threads": "CPU threads; 0: PyTorch's default (all cores)",
+    "device": "auto (CUDA when available), cpu, cuda, cuda:N or mps",
+    "kl_warmup_steps": "steps of linear KL warm-up; 0: none",
+    "chamfer_warmup_steps": "steps trained with the Chamfer loss before model.loss; 0: none",
+    "steps": "optimiser steps; 0: save the untrained model",
+}
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -25,11 +60,16 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(f"{section} config (overrides preset and --config)")
         for f in fields(cls):
             default = getattr(cls(), f.name)
+            kind = type(default).__name__ if default is not None else "value"
+            metavar = "BOOL" if isinstance(default, bool) or f.name == "normalize" else kind.upper()
+            described = FLAG_HELP.get(f.name, "")
+            shown = "" if default is None else f"default {default!r}"
+            names = [f"--{f.name.replace('_', '-')}"] + (["--learning-rate"] if f.name == "lr" else [])
             group.add_argument(
-                f"--{f.name.replace('_', '-')}",
+                *names,
                 dest=f"{section}.{f.name}",
-                metavar=type(default).__name__.upper(),
-                help=f"default {default!r}",
+                metavar=metavar,
+                help="; ".join(part for part in (described, shown) if part),
             )
 
 
@@ -42,9 +82,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit status 2) that point to --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"setae: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="setae", description="Autoencoders for sets.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="setae", description="Autoencoders for sets.")
+    parser.add_argument("--version", action="version", version=f"setae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def add_train_args(p: argparse.ArgumentParser, run_dir: str | None) -> None:
         p.add_argument(
@@ -54,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="starting configuration (ignored when resuming: the run's saved config is used)",
         )
         p.add_argument("--config", help="TOML or JSON file with [model] and [train] tables")
-        p.add_argument("--run-dir", default=run_dir, required=run_dir is None, help="output folder")
+        p.add_argument(
+            "--run-dir",
+            default=run_dir,
+            help=f"output folder (default {run_dir or 'runs/<data name>-<date>-<time>'})",
+        )
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         _add_config_flags(p)
 
@@ -67,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate a run on its test set; writes RUN/metrics.json")
     ev.add_argument("run", help="run folder or checkpoint")
+    ev.add_argument(
+        "--data", help="evaluate on this .npz/.csv/.parquet file of sets instead of the run's test set"
+    )
+    ev.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+    ev.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     ev.add_argument("--limit", type=int, help="only the first N test sets")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument(
@@ -96,12 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", help="run folder (after `setae eval` and `setae plot`)")
     report.add_argument("--no-baseline", action="store_true", help="leave out the PCA row (MNIST runs only)")
 
-    enc = sub.add_parser("encode", help="write the codes of a file's sets as a [B, latent] .npy array")
+    enc = sub.add_parser("encode", help="write the codes of a file's sets, by the output's extension")
     enc.add_argument("run", help="run folder or checkpoint")
     enc.add_argument(
-        "--data", required=True, help=".npz or .csv file of sets (format: setae.datasets.pointfile)"
+        "--data", required=True, help=".npz, .csv or .parquet file of sets (format: setae.datasets.pointfile)"
     )
-    enc.add_argument("--out", required=True, help="output .npy file")
+    enc.add_argument(
+        "--out",
+        required=True,
+        help="output file: .npy (codes [B, latent]), .npz (codes, set_ids, labels), .csv or .parquet "
+        "(columns set_id, label, z0 .. z{latent-1}); its folder must exist",
+    )
+    enc.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
 
     plot = sub.add_parser("plot", help="write reconstruction, sample, curve and code PNGs into RUN/plots")
     plot.add_argument("run", help="run folder")
@@ -122,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--limit", type=int, help="only the first N items")
     cluster.add_argument("--seed", type=int, default=0, help="k-means initialisation seed")
     cluster.add_argument("--out", help="output folder (default RUN/clusters)")
+    cluster.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+
+    example = sub.add_parser(
+        "example-data", help="write a small example file of 3-D point clouds (4 shapes) to try setae on"
+    )
+    example.add_argument("out", nargs="?", default="clouds.npz", help="output .npz, .csv or .parquet")
+    example.add_argument("--sets", type=int, default=400, help="number of clouds (default 400)")
+    example.add_argument("--seed", type=int, default=0)
+    parser.commands = sub.choices
     return parser
 
 
@@ -129,6 +201,12 @@ def cmd_train(args: argparse.Namespace, resume: bool) -> None:
     from setae.training.config import resolve_config
     from setae.training.engine import saved_config, train
 
+    if args.run_dir is None:
+        if resume:
+            raise SetaeError("--resume needs --run-dir, the run folder to continue")
+        data = _overrides(args)["train"].get("data") or "mnist"
+        args.run_dir = str(Path("runs") / f"{Path(data).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+        print(f"run folder: {args.run_dir}")
     base = saved_config(args.run_dir) if resume else None
     config = resolve_config(args.preset, args.config, _overrides(args), base=base)
     train(config, args.run_dir, resume=resume, progress=not args.no_progress)
@@ -141,7 +219,12 @@ def cmd_eval(
     representation: bool = True,
     probe_train: int = 10_000,
     gen_samples: int = 200,
+    data: str | None = None,
+    device: str = "cpu",
+    progress: bool = True,
 ) -> dict:
+    from tqdm.auto import tqdm
+
     from setae.evaluation.digit_cnn import digit_scores, load_digit_cnn
     from setae.evaluation.evaluate import (
         NATS,
@@ -153,28 +236,41 @@ def cmd_eval(
     from setae.evaluation.representation import representation_metrics
     from setae.fileio import write_json
     from setae.training.checkpoint import load_checkpoint
-    from setae.training.engine import make_datasets, make_test_set
+    from setae.training.data import make_datasets, make_test_set, ospa_cutoff_of, test_split_name
 
-    model, config, meta, checkpoint = load_checkpoint(run)
-    sets, labels = dataset_items(make_test_set(config), limit)
+    model, config, meta, checkpoint = load_checkpoint(run, device)
+    phases = ["reconstruct"] + (["codes", "samples"] if representation else [])
+    bar = tqdm(phases, desc="eval", disable=not progress, leave=False)
+    phase = iter(bar)
+    next(phase)
+    sets, labels = dataset_items(make_test_set(config, data), limit)
+    if not sets:
+        raise SetaeError(f"{data or 'the test set'}: no sets to evaluate (--limit {limit})")
     given = labels if config.model.conditional else None
     reconstructions = model.reconstruct(sets, seed=seed, labels=given)
     metrics = {
-        "split": "test",
+        "split": test_split_name(config, data),
         "step": meta["step"],
-        **evaluate(model, sets, seed=seed, labels=labels, outputs=reconstructions),
+        **evaluate(
+            model, sets, seed=seed, labels=labels, outputs=reconstructions, ospa_cutoff=ospa_cutoff_of(config)
+        ),
     }
-    mnist = config.train.data == "mnist"
+    mnist = config.train.data == "mnist" and data is None
     classifier = None
     if mnist:
         classifier, _ = load_digit_cnn(config.train.data_root or None)
         metrics.update(
             digit_scores(classifier, reconstructions=reconstructions, targets=sets, target_labels=labels)
         )
+    skipped = []
     if representation:
+        next(phase)
         train_sets, train_labels = dataset_items(make_datasets(config)[0], probe_train)
         if min(labels + train_labels) >= 0:  # labelled data only
             metrics.update(representation_metrics(model, train_sets, train_labels, sets, labels, seed=seed))
+        else:
+            skipped.append("probe_acc, kmeans_nmi: the sets have no labels")
+        next(phase)
         if config.model.variational:
             metrics.update(_sample_metrics(model, sets, labels, gen_samples, seed, classifier))
             if model.has_likelihood_bound:
@@ -184,9 +280,15 @@ def cmd_eval(
                 metrics["iwae_sets"] = min(IWAE_SETS, len(sets))
                 same = objective_terms(model, sets[:IWAE_SETS], seed=seed, labels=given)
                 metrics["elbo_iwae_sets"] = same["elbo"]
+    bar.close()
+    skipped += metrics.pop("skipped", [])
+    if skipped:
+        metrics["skipped"] = skipped
     metrics["nats"] = {key: meaning for key, meaning in NATS.items() if key in metrics}
     write_json(checkpoint.parent / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
+    for reason in skipped:
+        print(f"skipped {reason}", file=sys.stderr)
     return metrics
 
 
@@ -251,26 +353,43 @@ def cmd_report(run: str, baseline: bool = True) -> Path:
     return path
 
 
-def cmd_encode(run: str, data: str, out: str) -> None:
-    import numpy as np
+ENCODE_FORMATS = (".npy", ".npz", ".csv", ".parquet")
 
+
+def cmd_encode(run: str, data: str, out: str, device: str = "cpu") -> None:
     from setae.datasets.batch import as_point_sets
-    from setae.datasets.pointfile import load_point_sets
+    from setae.datasets.pointfile import load_point_sets, write_codes
     from setae.evaluation.evaluate import dataset_items
-    from setae.fileio import atomic_write
     from setae.training.checkpoint import load
 
-    model = load(run)
+    target = Path(out)
+    if target.suffix not in ENCODE_FORMATS:
+        raise SetaeError(f"--out {out}: unknown format {target.suffix!r}; use {', '.join(ENCODE_FORMATS)}")
+    if not target.parent.is_dir():
+        raise SetaeError(f"--out {out}: folder {target.parent} does not exist")
+    model = load(run, device)
     sets, labels = dataset_items(load_point_sets(data))
     sets = as_point_sets(sets, dim=model.config.point_dim, max_size=model.config.max_size, source=data)
     codes = model.encode(sets, labels=labels if model.config.conditional else None).numpy()
-
-    def save(tmp):
-        with tmp.open("wb") as f:
-            np.save(f, codes)
-
-    atomic_write(out, save)
+    write_codes(target, codes, labels)
     print(f"{out}: codes of {len(codes)} sets, shape {list(codes.shape)}")
+
+
+def cmd_example_data(out: str, num_sets: int, seed: int) -> None:
+    from setae.datasets.synthetic import example_clouds
+
+    path = Path(out)
+    if path.suffix not in (".npz", ".csv", ".parquet"):
+        raise SetaeError(f"{out}: unknown format {path.suffix!r}; use .npz, .csv or .parquet")
+    if not path.parent.is_dir():
+        raise SetaeError(f"{out}: folder {path.parent} does not exist")
+    if num_sets < 4:
+        raise SetaeError(f"--sets {num_sets}: need at least 4 (one per shape)")
+    example_clouds(path, num_sets, seed)
+    print(
+        f"{out}: {num_sets} 3-D point clouds (4 shapes: sphere shell, segment, gaussian blob, cube "
+        "surface; 20-60 points, coordinates in [6, 14])"
+    )
 
 
 def cmd_cluster(
@@ -281,15 +400,16 @@ def cmd_cluster(
     limit: int | None = None,
     seed: int = 0,
     out: str | None = None,
+    device: str = "cpu",
 ) -> dict:
     from setae.datasets.batch import as_point_sets
     from setae.datasets.pointfile import load_point_sets
     from setae.evaluation.clustering import parse_k_range, write_clusters
     from setae.evaluation.evaluate import dataset_items
     from setae.training.checkpoint import load_checkpoint
-    from setae.training.engine import make_test_set
+    from setae.training.data import make_test_set
 
-    model, config, _, checkpoint = load_checkpoint(run)
+    model, config, _, checkpoint = load_checkpoint(run, device)
     source = data or "the test set"
     sets, labels = dataset_items(load_point_sets(data) if data else make_test_set(config), limit)
     sets = as_point_sets(sets, dim=config.model.point_dim, max_size=config.model.max_size, source=source)
@@ -319,7 +439,7 @@ def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
     from setae.evaluation.evaluate import dataset_items
     from setae.evaluation.plots import plot_reconstructions, plot_sets, plot_training_curves
     from setae.training.checkpoint import load_checkpoint
-    from setae.training.engine import make_test_set
+    from setae.training.data import make_test_set
 
     model, config, _, checkpoint = load_checkpoint(run)
     out = checkpoint.parent / "plots"
@@ -400,25 +520,54 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
+def _unknown_flag(parser: argparse.ArgumentParser, command: str | None, unknown: list[str]) -> str:
+    """One line for unrecognised arguments, with the nearest flag of the command when there is one."""
+    sub = parser.commands.get(command) if command else None
+    options = [o for a in (sub or parser)._actions for o in a.option_strings]
+    flag = unknown[0]
+    near = difflib.get_close_matches(flag.split("=")[0], options, n=1, cutoff=0.7)
+    prog = f"setae {command}" if sub else "setae"
+    hint = f"; did you mean {near[0]}?" if near else ""
+    return f"setae: error: unrecognized argument {flag}{hint} (see {prog} --help)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        print(_unknown_flag(parser, getattr(args, "command", None), unknown), file=sys.stderr)
+        return 2
     try:
         if args.command == "train":
             cmd_train(args, resume=args.resume)
         elif args.command == "demo":
             cmd_demo(args)
         elif args.command == "eval":
-            cmd_eval(args.run, args.limit, args.seed, args.representation, args.probe_train, args.gen_samples)
+            cmd_eval(
+                args.run,
+                args.limit,
+                args.seed,
+                args.representation,
+                args.probe_train,
+                args.gen_samples,
+                args.data,
+                args.device,
+                args.progress,
+            )
         elif args.command == "baseline":
             cmd_baseline(args)
         elif args.command == "report":
             cmd_report(args.run, baseline=not args.no_baseline)
         elif args.command == "encode":
-            cmd_encode(args.run, args.data, args.out)
+            cmd_encode(args.run, args.data, args.out, args.device)
         elif args.command == "plot":
             cmd_plot(args.run, args.num, args.seed)
         elif args.command == "cluster":
-            cmd_cluster(args.run, args.k, args.k_range, args.data, args.limit, args.seed, args.out)
+            cmd_cluster(
+                args.run, args.k, args.k_range, args.data, args.limit, args.seed, args.out, args.device
+            )
+        elif args.command == "example-data":
+            cmd_example_data(args.out, args.sets, args.seed)
     except SetaeError as e:
         print(f"setae: error: {e}", file=sys.stderr)
         return 2

@@ -72,6 +72,11 @@ def as_point_sets(
     Raises SetaeError naming `source`, the item index and the problem: not 2-D, wrong dimension, NaN/inf,
     or more points than `max_size`.
     """
+    if (torch.is_tensor(sets) or isinstance(sets, np.ndarray)) and sets.ndim == 2:
+        raise SetaeError(
+            f"{source}: got one array of shape {tuple(sets.shape)}; pass a list of sets, e.g. [points] "
+            "for one set"
+        )
     out = []
     for i, s in enumerate(sets):
         t = torch.as_tensor(np.asarray(s, dtype=np.float32) if not torch.is_tensor(s) else s).float()

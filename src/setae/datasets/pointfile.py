@@ -9,7 +9,10 @@ A folder holding `points.npy`, `offsets.npy` (and `labels.npy`) with the same me
 read: datasets larger than RAM train from it (points stored as float32 are used in place).
 
 `.csv`: a header row, then one point per row: a `set_id` column (rows of one set are consecutive), an
-optional integer `label` column (constant within a set), and the D coordinate columns (any other names).
+optional integer `label` column (constant within a set), and the D coordinate columns (any other names). A
+column with an empty name or named `Unnamed: 0` (the index `pandas.DataFrame.to_csv` writes) is ignored.
+
+`.parquet`: the same columns as the CSV, one row per point (read with pyarrow).
 
 Every problem is reported as one line naming the file, the set and what is wrong.
 """
@@ -42,8 +45,10 @@ def load_point_sets(path: str | Path) -> PackedSets:
         points, offsets, labels = _read_npz(path)
     elif path.suffix == ".csv":
         points, offsets, labels = _read_csv(path)
+    elif path.suffix == ".parquet":
+        points, offsets, labels = _read_parquet(path)
     else:
-        raise SetaeError(f"{path}: unknown data format {path.suffix!r}; expected .npz or .csv")
+        raise SetaeError(f"{path}: unknown data format {path.suffix!r}; expected .npz, .csv or .parquet")
     _validate(path, points, offsets, labels)
     return PackedSets(points, offsets, labels, path.name)
 
@@ -51,14 +56,41 @@ def load_point_sets(path: str | Path) -> PackedSets:
 def save_point_sets(
     path: str | Path, sets: Sequence[np.ndarray], labels: Sequence[int] | None = None
 ) -> None:
-    """Write sets [n_i, D] (and labels) as a `.npz` file in the format above."""
+    """Write sets [n_i, D] (and labels) in the format of the extension: `.npz`, `.csv` (columns set_id,
+    label, x0..x{D-1}) or `.parquet` (the same columns)."""
+    path = Path(path)
     sets = [np.asarray(s, dtype=np.float32) for s in sets]
     dim = sets[0].shape[1] if sets else 0
     points = np.concatenate(sets) if sets else np.zeros((0, dim), np.float32)
-    arrays = {"points": points, "offsets": np.concatenate([[0], np.cumsum([len(s) for s in sets])])}
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.int64)
+    if path.suffix == ".npz":
+        arrays = {"points": points, "offsets": offsets}
+        if labels is not None:
+            arrays["labels"] = np.asarray(labels, dtype=np.int64)
+        atomic_write(path, lambda tmp: tmp.write_bytes(_npz_bytes(arrays)))
+        return
+    owner = np.repeat(np.arange(len(sets)), np.diff(offsets))
+    columns = {"set_id": owner}
     if labels is not None:
-        arrays["labels"] = np.asarray(labels, dtype=np.int64)
-    atomic_write(path, lambda tmp: tmp.write_bytes(_npz_bytes(arrays)))
+        columns["label"] = np.asarray(labels, dtype=np.int64)[owner]
+    columns.update({f"x{j}": points[:, j].astype(np.float64) for j in range(dim)})
+    if path.suffix == ".csv":
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as f:
+                out = csv.writer(f)
+                out.writerow(list(columns))
+                out.writerows(zip(*(c.tolist() for c in columns.values()), strict=True))
+
+        atomic_write(path, write)
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(columns)
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    else:
+        raise SetaeError(f"{path}: unknown format {path.suffix!r}; use .npz, .csv or .parquet")
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -68,6 +100,10 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    if not zipfile.is_zipfile(path):
+        raise SetaeError(
+            f"{path}: not a readable .npz file (not a complete zip archive as numpy.savez writes)"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = {"points", "offsets"} - set(data.files)
@@ -97,44 +133,83 @@ def _map_folder(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return arrays["points"], arrays["offsets"], arrays.get("labels")
 
 
+def _is_index(name: str) -> bool:
+    return name.strip() == "" or name.startswith("Unnamed: ")
+
+
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise SetaeError(f"{path}: not a readable CSV file ({e})") from None
     if not rows or "set_id" not in rows[0]:
         raise SetaeError(f"{path}: the header must name a set_id column")
     header = rows[0]
-    coords = [i for i, name in enumerate(header) if name not in ("set_id", "label")]
-    if not coords:
-        raise SetaeError(f"{path}: no coordinate columns besides set_id/label")
-    id_col, label_col = header.index("set_id"), header.index("label") if "label" in header else None
-    ids, seen, points, labels, offsets = [], set(), [], [], [0]
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise SetaeError(f"{path}: line {line} has {len(row)} fields; the header has {len(header)}")
-        try:
-            points.append([float(row[i]) for i in coords])
-        except ValueError:
-            raise SetaeError(f"{path}: line {line}: a coordinate is not a number") from None
-        if not ids or row[id_col] != ids[-1]:
-            if row[id_col] in seen:
-                raise SetaeError(f"{path}: line {line}: rows of set {row[id_col]!r} are not consecutive")
-            ids.append(row[id_col])
-            seen.add(row[id_col])
-            offsets.append(offsets[-1])
-            if label_col is not None:
-                labels.append(_int(path, line, row[label_col]))
-        elif label_col is not None and _int(path, line, row[label_col]) != labels[-1]:
-            raise SetaeError(f"{path}: line {line}: set {row[id_col]!r} has more than one label")
-        offsets[-1] += 1
-    array = np.asarray(points, dtype=np.float64).reshape(-1, len(coords))
-    return array, np.asarray(offsets), np.asarray(labels) if label_col is not None else None
+    columns = {name: [row[i] for row in rows[1:]] for i, name in enumerate(header) if not _is_index(name)}
+    return _from_columns(path, columns, first_line=2)
 
 
-def _int(path: Path, line: int, text: str) -> int:
+def _read_parquet(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
-        return int(text)
-    except ValueError:
-        raise SetaeError(f"{path}: line {line}: label {text!r} is not an integer") from None
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise SetaeError(f"{path}: not a readable Parquet file ({e})") from None
+    columns = {name: table.column(name).to_pylist() for name in table.column_names if not _is_index(name)}
+    if "set_id" not in columns:
+        raise SetaeError(f"{path}: the table must have a set_id column")
+    return _from_columns(path, columns, first_line=None)
+
+
+def _from_columns(
+    path: Path, columns: dict[str, list], first_line: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Sets from one-point-per-row columns (set_id, optional label, coordinates); `first_line` names CSV
+    lines in errors, else rows (0-based) are named."""
+
+    def where(row: int) -> str:
+        return f"line {row + first_line}" if first_line is not None else f"row {row}"
+
+    names = [name for name in columns if name not in ("set_id", "label")]
+    if not names:
+        raise SetaeError(f"{path}: no coordinate columns besides set_id/label")
+    ids, label_column = columns["set_id"], columns.get("label")
+    points = np.empty((len(ids), len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        for row, value in enumerate(columns[name]):
+            try:
+                points[row, j] = float(value)
+            except (TypeError, ValueError):
+                raise SetaeError(
+                    f"{path}: {where(row)}: coordinate {name!r} is {value!r}, not a number"
+                ) from None
+    seen, labels, offsets, previous = set(), [], [0], object()
+    for row, set_id in enumerate(ids):
+        if set_id != previous:
+            if set_id in seen:
+                raise SetaeError(f"{path}: {where(row)}: rows of set {set_id!r} are not consecutive")
+            seen.add(set_id)
+            offsets.append(offsets[-1])
+            if label_column is not None:
+                labels.append(_int(path, where(row), label_column[row]))
+            previous = set_id
+        elif label_column is not None and _int(path, where(row), label_column[row]) != labels[-1]:
+            raise SetaeError(f"{path}: {where(row)}: set {set_id!r} has more than one label")
+        offsets[-1] += 1
+    return points, np.asarray(offsets), np.asarray(labels) if label_column is not None else None
+
+
+def _int(path: Path, where: str, value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SetaeError(f"{path}: {where}: label {value!r} is not an integer") from None
 
 
 def _validate(path: Path, points: np.ndarray, offsets: np.ndarray, labels: np.ndarray | None) -> None:
@@ -165,3 +240,37 @@ def _validate(path: Path, points: np.ndarray, offsets: np.ndarray, labels: np.nd
             raise SetaeError(
                 f"{path}: set {negative[0]} has label {labels[negative[0]]}; labels must be >= 0"
             )
+
+
+def write_codes(path: str | Path, codes: np.ndarray, labels: Sequence[int] | None = None) -> None:
+    """Write codes [B, latent] by the extension of `path`: `.npy` the array alone; `.npz` arrays `codes`,
+    `set_ids` (0..B-1, the sets' order in the input) and `labels`; `.csv` / `.parquet` one row per set with
+    columns set_id, label and z0..z{latent-1}. Labels are -1 for unlabelled sets."""
+    path = Path(path)
+    ids = np.arange(len(codes))
+    labels = np.full(len(codes), -1) if labels is None else np.asarray(labels, dtype=np.int64)
+    names = [f"z{j}" for j in range(codes.shape[1])]
+    if path.suffix == ".npy":
+        write = lambda tmp: np.save(tmp.open("wb"), codes)  # noqa: E731
+    elif path.suffix == ".npz":
+        arrays = {"codes": codes, "set_ids": ids, "labels": labels}
+        write = lambda tmp: tmp.write_bytes(_npz_bytes(arrays))  # noqa: E731
+    elif path.suffix == ".csv":
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as f:
+                out = csv.writer(f)
+                out.writerow(["set_id", "label", *names])
+                out.writerows(
+                    [i, label, *map(repr, row)]
+                    for i, label, row in zip(ids, labels, codes.tolist(), strict=True)
+                )
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({"set_id": ids, "label": labels, **{n: codes[:, j] for j, n in enumerate(names)}})
+        write = lambda tmp: pq.write_table(table, tmp)  # noqa: E731
+    else:
+        raise SetaeError(f"{path}: unknown format {path.suffix!r}; use .npy, .npz, .csv or .parquet")
+    atomic_write(path, write)

@@ -60,3 +60,14 @@ class SyntheticSets(PackedSets):
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         super().__init__(points.reshape(-1, dim), offsets, labels, "synthetic")
         self.max_size = max_size  # the bound sizes were drawn under, not the largest drawn
+
+
+def example_clouds(path, num_sets: int = 400, seed: int = 0) -> None:
+    """Write `num_sets` labelled 3-D clouds (the four SHAPES, 20-60 points each) in coordinates about
+    [6, 14] to `path` (.npz, .csv or .parquet): an example of "your own data" in units that are not
+    MNIST's."""
+    from setae.datasets.pointfile import save_point_sets
+
+    data = SyntheticSets(num_sets, dim=3, min_size=20, max_size=60, num_classes=4, seed=seed)
+    sets = [(5.0 + 10.0 * data[i][0].numpy()).astype(np.float64) for i in range(len(data))]
+    save_point_sets(path, sets, data.labels)

@@ -109,9 +109,11 @@ def evaluate(
     seed: int = 0,
     labels: Sequence[int] | None = None,
     outputs: Sequence[torch.Tensor] | None = None,
+    ospa_cutoff: float = 0.1,
 ) -> dict[str, float]:
     """Reconstruct `sets` with the model's own size predictions (or take its `outputs`, reconstructions
-    made with `seed`) and score them (see set_metrics), plus the objective terms. Conditional models need
+    made with `seed`) and score them (see set_metrics; OSPA with cut-off `ospa_cutoff` in data units), plus
+    the objective terms. Conditional models need
     the sets' `labels`; drawings (stroke-3 sequences) are compared as the sets of absolute points they
     visit. Returns a flat dict of floats; `empty_outputs` is the fraction of empty reconstructions."""
     labels = labels if model.config.conditional else None
@@ -122,7 +124,7 @@ def evaluate(
         targets, outputs = (
             [torch.from_numpy(strokes_to_points(s)).float() for s in d] for d in (sets, outputs)
         )
-    metrics = summarize(set_distances(targets, outputs))
+    metrics = summarize(set_distances(targets, outputs, ospa_cutoff))
     metrics["empty_outputs"] = sum(len(o) == 0 for o in outputs) / max(len(outputs), 1)
     metrics.update(objective_terms(model, sets, seed=seed, labels=labels))
     metrics["num_sets"] = len(sets)

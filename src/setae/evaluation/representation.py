@@ -199,13 +199,18 @@ def code_metrics(train_codes, train_labels, test_codes, test_labels, seed: int =
     test_labels = _as_array(test_labels, "test labels", 1)
     train_codes = _as_array(train_codes, "train codes", 2)
     num_labels = int(max(train_labels.max(), test_labels.max())) + 1
-    out = {}
+    out, skipped = {}, []
     for key, count in PROBE_SIZES.items():
+        if count is not None and count > len(train_labels):
+            skipped.append(f"{key}: only {len(train_labels)} training sets")
+            continue
         idx = balanced_subset(train_labels, count, seed)
         out[key] = linear_probe(train_codes[idx], train_labels[idx], test_codes, test_labels, num_labels)
     clusters = kmeans(test_codes, len(np.unique(test_labels)), seed=seed)
     out["kmeans_nmi"] = nmi(clusters, test_labels)
     out["kmeans_ari"] = ari(clusters, test_labels)
+    if skipped:
+        out["skipped"] = skipped
     return out
 
 

@@ -27,16 +27,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
 
 import torch
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from setae.datasets.batch import SetBatch, as_point_sets
 from setae.errors import SetaeError
+from setae.fileio import write_bytes, write_json
 from setae.models.config import LOSSES, ModelConfig, build_decoder, build_encoder
 from setae.models.fitted_prior import FittedPrior
 from setae.nn.decoders import DSPNDecoder
 from setae.nn.normalization import BatchStandardize
+from setae.versions import versions
+
+CHECKPOINT_FORMAT = "setae-checkpoint-1"  # model.safetensors + meta.json (setae.training.checkpoint)
 
 
 class SetAutoencoder(nn.Module):
@@ -45,6 +52,11 @@ class SetAutoencoder(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         config.validate()
+        if config.unresolved():
+            raise SetaeError(
+                f"model config: {', '.join(config.unresolved())} not set; give them, or let training derive "
+                "them from the data (setae.training.data.resolve_from_data)"
+            )
         self.config = config
         self.encoder = build_encoder(config)
         out = 2 * config.latent_dim if config.variational else config.latent_dim
@@ -256,25 +268,36 @@ class SetAutoencoder(nn.Module):
         out = torch.as_tensor(labels, dtype=torch.long).reshape(-1).expand(count).clone()
         return self._checked_labels(out) if count else out
 
-    @torch.no_grad()
-    def encode(self, sets: Sequence, batch_size: int = 512, labels=None) -> torch.Tensor:
-        """sets: list of [n_i, d] tensors or arrays (n_i may be 0) -> codes [B, latent].
+    def encode(self, sets: Sequence, batch_size: int = 512, labels=None, grad: bool = False) -> torch.Tensor:
+        """sets: list of [n_i, d] tensors or arrays (n_i may be 0) -> codes [B, latent] (on the CPU).
 
-        For a VAE the code is the posterior mean. A conditional model needs the sets' `labels` [B]."""
+        For a VAE the code is the posterior mean. A conditional model needs the sets' `labels` [B]. With
+        `grad=True` the codes stay on the model's device with their graph, differentiable with respect to
+        the model's parameters and the input tensors (which may require grad)."""
         c = self.config
         checked = as_point_sets(sets, dim=c.point_dim, max_size=c.max_size)
         if not checked:
             return torch.zeros(0, c.latent_dim)
         labels = self._label_tensor(labels, len(checked), "encode").tolist()
         device = next(self.parameters()).device
-        with _eval_mode(self):
+        with _eval_mode(self), torch.set_grad_enabled(grad):
             codes = [
                 self.posterior(
                     SetBatch.from_sets(checked[i : i + batch_size], labels[i : i + batch_size]).to(device)
                 )[0]
                 for i in range(0, len(checked), batch_size)
             ]
-        return torch.cat(codes).cpu()
+        return torch.cat(codes) if grad else torch.cat(codes).cpu()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model (weights in safetensors, its config in meta.json) into the folder `path`;
+        `setae.load(path)` reads it back. Atomic per file."""
+        folder = Path(path)
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        write_bytes(folder / "model.safetensors", save_safetensors(weights))
+        meta = {"format": CHECKPOINT_FORMAT, "step": None, "config": {"model": asdict(self.config)}}
+        write_json(folder / "meta.json", {**meta, **versions()})
+        return folder
 
     @torch.no_grad()
     def decode(

@@ -30,11 +30,12 @@ class ModelConfig:
 
     Variants: variational=False is a plain autoencoder, True a (β-)VAE; conditional=True conditions
     encoder and decoder on the label (a conditional VAE when variational); corrupt_drop / corrupt_jitter > 0
-    make it denoising (inputs corrupted in training, targets clean).
+    make it denoising (inputs corrupted in training, targets clean). Fields left None are derived from the
+    training data when training starts (`setae.training.data.resolve_from_data`) and saved resolved.
     """
 
     point_dim: int = 2
-    max_size: int = 342
+    max_size: int | None = None  # None: the largest set in the data (MNIST: 342)
     latent_dim: int = 64
     variational: bool = True
     conditional: bool = False
@@ -62,8 +63,8 @@ class ModelConfig:
     decoder_mixtures: int = 20  # strokes: Gaussian mixture components per offset
     decoder_temperature: float = 0.5  # strokes: sampling temperature when decoding (0: greedy)
     loss: str = "hungarian"
-    point_sigma: float = 1 / 27
-    normalize: bool = False
+    point_sigma: float | None = None  # None: the data's median nearest-neighbour distance (MNIST: 1 / 27)
+    normalize: bool | None = None  # standardise points per dimension; None: for your own data, not MNIST
     latent_scale: float = 1.0  # γ: the standardised code (posterior mean) is multiplied by it
     latent_scale_learned: bool = True  # γ per dimension, learned from `latent_scale`
     prior_components: int = 50  # VAE: components of the Gaussian mixture fitted to the training codes
@@ -79,16 +80,31 @@ class ModelConfig:
             if value not in allowed:
                 raise SetaeError(f"config: {name}={value!r} is not one of {', '.join(allowed)}")
         for name in ("point_dim", "max_size", "latent_dim", "num_classes"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SetaeError(f"config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.point_sigma is not None and not self.point_sigma > 0:
+            raise SetaeError(
+                f"config: point_sigma must be > 0, got {self.point_sigma} "
+                "(leave it out to derive it from the data)"
+            )
         if self.decoder == "strokes" and self.point_dim != 3:
             raise SetaeError(
                 f"config: decoder='strokes' reads stroke-3 steps (point_dim=3), not {self.point_dim}"
             )
-        if self.latent_scale <= 0 or self.prior_components < 0:
+        if not self.latent_scale > 0 or self.prior_components < 0:
             raise SetaeError("config: latent_scale must be > 0 and prior_components >= 0")
-        if not 0.0 <= self.corrupt_drop < 1.0 or self.corrupt_jitter < 0.0:
+        if not 0.0 <= self.corrupt_drop < 1.0 or not self.corrupt_jitter >= 0.0:
             raise SetaeError("config: corrupt_drop must be in [0, 1) and corrupt_jitter >= 0")
+        for name in ("encoder_dim", "encoder_layers", "encoder_heads", "decoder_dim", "decoder_layers"):
+            if getattr(self, name) < 1:
+                raise SetaeError(f"config: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("encoder_inducing", "decoder_inducing", "decoder_steps", "decoder_init_dim"):
+            if getattr(self, name) < 0:
+                raise SetaeError(f"config: {name} must be >= 0, got {getattr(self, name)}")
+
+    def unresolved(self) -> list[str]:
+        """Names of the fields a model cannot be built without that are still None (normalize=None is off)."""
+        return [name for name in ("max_size", "point_sigma") if getattr(self, name) is None]
 
 
 def build_encoder(c: ModelConfig) -> nn.Module:

@@ -24,11 +24,11 @@ from safetensors.torch import load_file, save
 
 from setae.errors import SetaeError
 from setae.fileio import write_bytes, write_json
-from setae.models.autoencoder import SetAutoencoder
+from setae.models.autoencoder import CHECKPOINT_FORMAT, SetAutoencoder
 from setae.training.config import Config, config_from_dict
 from setae.versions import __version__, versions
 
-FORMAT = "setae-checkpoint-1"
+FORMAT = CHECKPOINT_FORMAT
 CHECKPOINT = "checkpoint"
 
 
@@ -58,13 +58,14 @@ def save_checkpoint(run_dir: Path, model: SetAutoencoder, config: Config, step: 
 
 def find_checkpoint(path: str | Path) -> Path:
     """A run folder, a checkpoint folder or its model.safetensors -> the checkpoint folder."""
-    path = Path(path)
-    if path.is_file():
-        path = path.parent
-    for candidate in (path / CHECKPOINT, path / f"{CHECKPOINT}.old", path):
+    given = Path(path)
+    folder = given.parent if given.is_file() else given
+    for candidate in (folder / CHECKPOINT, folder / f"{CHECKPOINT}.old", folder):
         if (candidate / "meta.json").is_file():
             return candidate
-    raise SetaeError(f"{path}: no setae checkpoint here (expected {path / CHECKPOINT / 'meta.json'})")
+    if not given.exists():
+        raise SetaeError(f"{given}: no such run folder or checkpoint")
+    raise SetaeError(f"{given}: not a setae run or checkpoint (expected {folder / CHECKPOINT / 'meta.json'})")
 
 
 def read_meta(checkpoint: Path) -> dict[str, Any]:
@@ -88,14 +89,17 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".")[:3] if part.isdigit())
 
 
-def load_checkpoint(path: str | Path) -> tuple[SetAutoencoder, Config, dict[str, Any], Path]:
-    """-> (model on CPU in eval mode, its run config, meta.json contents, checkpoint folder)."""
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[SetAutoencoder, Config, dict[str, Any], Path]:
+    """-> (model on `device` in eval mode, its run config, meta.json contents, checkpoint folder). A folder
+    written by `SetAutoencoder.save` has no training config: the defaults stand in."""
     checkpoint = find_checkpoint(path)
     meta = read_meta(checkpoint)
     config = config_from_dict(meta["config"], str(checkpoint / "meta.json"))
     model = SetAutoencoder(config.model)
     load_weights(model, checkpoint / "model.safetensors")
-    return model.eval(), config, meta, checkpoint
+    return model.to(resolve_device(device)).eval(), config, meta, checkpoint
 
 
 def load_weights(model: SetAutoencoder, path: Path) -> None:
@@ -127,6 +131,29 @@ def load_training_state(checkpoint: Path) -> dict:
         ) from None
 
 
-def load(path: str | Path) -> SetAutoencoder:
-    """`setae.load`: a run folder or checkpoint -> the model on CPU in eval mode."""
-    return load_checkpoint(path)[0]
+def load(path: str | Path, device: str | torch.device = "cpu") -> SetAutoencoder:
+    """`setae.load`: a run folder, checkpoint or `model.save` folder -> the model on `device` in eval mode."""
+    return load_checkpoint(path, device)[0]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N', 'mps' -> a device this build can use."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise SetaeError(f"--device {device!r}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise SetaeError(
+            f"--device {device}: this PyTorch build has no CUDA device available; use cpu or auto"
+        )
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise SetaeError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise SetaeError(f"--device {device}: MPS is not available here")
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        raise SetaeError(f"--device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+    return chosen

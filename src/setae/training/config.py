@@ -7,7 +7,9 @@ tables, then command-line overrides, in that order. Unknown keys and wrong types
 from __future__ import annotations
 
 import json
+import re
 import tomllib
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from setae.errors import SetaeError
 from setae.models.config import ModelConfig
 
 DATASETS = ("mnist", "synthetic", "mnist-strokes", "mnist-skeleton")
+DATA_SUFFIXES = (".npz", ".csv", ".parquet")
 
 
 @dataclass
@@ -23,11 +26,12 @@ class TrainConfig:
     """How a model is trained: data, optimisation, schedule of evaluation and checkpoints."""
 
     # mnist, synthetic, mnist-strokes (stroke-3 sequences), mnist-skeleton (the strokes' points as sets), or a
-    # .npz/.csv file or folder of sets (setae.datasets.pointfile)
+    # .npz/.csv/.parquet file or folder of sets (setae.datasets.pointfile)
     data: str = "mnist"
     data_root: str = ""
-    test_data: str = ""
-    val_size: int = 5000
+    test_data: str = ""  # a file of test sets; "": MNIST's test digits, or a held-out part of `data`
+    val_size: int | None = None  # None: a tenth of the sets, at most 5,000
+    split_seed: int = 0  # your own data without a test file: the seed of the random test/validation split
     batch_size: int = 64
     bucket_batches: int = 0  # > 0: sets of similar size batched together within runs of this many batches
     steps: int = 16_000
@@ -45,12 +49,49 @@ class TrainConfig:
     log_every: int = 50
     eval_every: int = 1000
     eval_sets: int = 500
+    ospa_cutoff: float | None = None  # OSPA's cut-off c in data units; None: a tenth of the data's extent
     checkpoint_every: int = 1000
     max_minutes: float = 0.0
     threads: int = 0
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:1, ...
     precision: str = "fp32"  # fp32, or bf16 (autocast; for GPUs)
     compile: bool = False  # torch.compile the model (for GPUs)
+    tensorboard: bool = True  # also log every record to RUN/tensorboard (SummaryWriter)
+
+    def validate(self) -> None:
+        """Every field in its allowed range (one place for all of them); a SetaeError names the first
+        that is not."""
+        positive = ("batch_size", "log_every", "eval_every", "eval_sets", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise SetaeError(f"config: train.{name} must be >= 1, got {getattr(self, name)}")
+        non_negative = ("bucket_batches", "lr_warmup_steps", "kl_warmup_steps", "chamfer_warmup_steps")
+        non_negative += ("prior_fit_sets", "seed", "split_seed", "threads", "max_minutes", "beta")
+        non_negative += ("size_weight", "steps")
+        for name in non_negative:
+            if not getattr(self, name) >= 0:
+                raise SetaeError(f"config: train.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise SetaeError(f"config: train.{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise SetaeError(f"config: train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.val_size is not None and self.val_size < 1:
+            raise SetaeError(
+                f"config: train.val_size must be >= 1, got {self.val_size} (leave it out: a tenth)"
+            )
+        if self.ospa_cutoff is not None and not self.ospa_cutoff > 0:
+            raise SetaeError(f"config: train.ospa_cutoff must be > 0, got {self.ospa_cutoff}")
+        for name, value, allowed in (
+            ("optimizer", self.optimizer, ("adamw", "sgd")),
+            ("precision", self.precision, ("fp32", "bf16")),
+        ):
+            if value not in allowed:
+                raise SetaeError(f"config: train.{name}={value!r} is not one of {', '.join(allowed)}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise SetaeError(
+                f"config: train.device={self.device!r} is not one of auto, cpu, cuda, cuda:N, mps"
+            )
 
 
 @dataclass
@@ -135,14 +176,25 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def _coerce(section: str, name: str, value: Any, default: Any, source: str) -> Any:
-    """Check `value` against the type of the field's default; strings from the command line are parsed."""
-    kind = type(default)
+def _field_type(cls: type, name: str) -> tuple[type, bool]:
+    """(the field's type, whether it may be None) from the dataclass's annotations."""
+    hint = typing.get_type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return (args[0], True) if args else (hint, False)
+
+
+def _coerce(section: str, name: str, value: Any, cls: type, source: str) -> Any:
+    """Check `value` against the field's type; strings from the command line are parsed, and "auto" (or
+    null) leaves an optional field to be derived from the data."""
+    kind, optional = _field_type(cls, name)
+    if optional and (value is None or value == "auto"):
+        return None
     if isinstance(value, str) and kind is not str:
         try:
             value = {"true": True, "false": False}[value.lower()] if kind is bool else kind(value)
         except (ValueError, KeyError):
-            raise SetaeError(f"{source}: {section}.{name}={value!r} is not a valid {kind.__name__}") from None
+            expected = "true or false" if kind is bool else f"a valid {kind.__name__}"
+            raise SetaeError(f"{source}: {section}.{name}={value!r} is not {expected}") from None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not kind:
@@ -164,7 +216,7 @@ def apply_overrides(config: Config, overrides: dict[str, dict[str, Any]], source
                 raise SetaeError(
                     f"{source}: unknown key {section}.{name}; known keys: {', '.join(sorted(known))}"
                 )
-            setattr(target, name, _coerce(section, name, value, getattr(target, name), source))
+            setattr(target, name, _coerce(section, name, value, type(target), source))
     return config
 
 
@@ -203,15 +255,12 @@ def resolve_config(
     if overrides:
         config = apply_overrides(config, overrides, "command line")
     data = config.train.data
-    if data not in DATASETS and not (data.endswith((".npz", ".csv")) or Path(data).is_dir()):
+    if data not in DATASETS and not (data.endswith(DATA_SUFFIXES) or Path(data).is_dir()):
         raise SetaeError(
-            f"config: train.data={data!r} is neither one of {', '.join(DATASETS)} nor a .npz/.csv file or a "
-            "dataset folder"
+            f"config: train.data={data!r} is neither one of {', '.join(DATASETS)} nor a "
+            f"{'/'.join(DATA_SUFFIXES)} file or a dataset folder"
         )
-    if config.train.optimizer not in ("adamw", "sgd"):
-        raise SetaeError(f"config: train.optimizer={config.train.optimizer!r} is not one of adamw, sgd")
-    if config.train.precision not in ("fp32", "bf16"):
-        raise SetaeError(f"config: train.precision={config.train.precision!r} is not one of fp32, bf16")
+    config.train.validate()
     config.model.validate()
     return config
 

@@ -15,14 +15,9 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-from setae.datasets import MNISTSets, SyntheticSets
 from setae.datasets.batch import SetBatch
-from setae.datasets.mnist_strokes import MNISTSkeletonSets, MNISTStrokes
-from setae.datasets.packed import PackedSets
-from setae.datasets.pointfile import load_point_sets
 from setae.errors import SetaeError
 from setae.evaluation.evaluate import dataset_items, evaluate
 from setae.fileio import write_json, write_text
@@ -32,64 +27,13 @@ from setae.training.checkpoint import (
     load_training_state,
     load_weights,
     read_meta,
+    resolve_device,
     save_checkpoint,
 )
 from setae.training.config import Config, TrainConfig, config_from_dict
+from setae.training.data import make_datasets, resolve_from_data, training_split
 from setae.training.distributed import Distributed
 from setae.versions import versions
-
-
-def training_split(config: Config) -> PackedSets:
-    """All training sets: MNIST's training digits, synthetic sets, or the user's file `train.data`."""
-    t = config.train
-    if t.data == "mnist":
-        return MNISTSets(root=t.data_root or None, split="train")
-    if t.data in ("mnist-strokes", "mnist-skeleton"):
-        kind = MNISTStrokes if t.data == "mnist-strokes" else MNISTSkeletonSets
-        return kind(root=t.data_root or None, split="train")
-    if t.data == "synthetic":
-        return SyntheticSets(
-            num_sets=4096, dim=config.model.point_dim, max_size=config.model.max_size, seed=t.seed
-        )
-    return load_point_sets(t.data)
-
-
-def make_datasets(config: Config, full: PackedSets | None = None) -> tuple[PackedSets, PackedSets]:
-    """(train, validation): the validation set is the last `val_size` items of the training split."""
-    t = config.train
-    full = training_split(config) if full is None else full
-    if full.dim != config.model.point_dim:
-        raise SetaeError(
-            f"{t.data}: sets have dimension {full.dim} but model.point_dim={config.model.point_dim}"
-        )
-    if not 0 < t.val_size < len(full):
-        raise SetaeError(f"config: train.val_size={t.val_size} must be between 1 and {len(full) - 1}")
-    largest = int(full.sizes.argmax())
-    if full.sizes[largest] > config.model.max_size:
-        raise SetaeError(
-            f"{t.data}: set {largest} has {full.sizes[largest]} points; "
-            f"model.max_size={config.model.max_size} (raise it with --max-size)"
-        )
-    split = len(full) - t.val_size
-    return full.subset(0, split), full.subset(split, len(full))
-
-
-def make_test_set(config: Config) -> Dataset:
-    """The held-out test split: MNIST's 10,000 test digits, the file `train.test_data`, the validation split
-    of a user's file when there is no test file, or fresh synthetic sets from another seed."""
-    t = config.train
-    if t.data == "mnist":
-        return MNISTSets(root=t.data_root or None, split="test")
-    if t.data in ("mnist-strokes", "mnist-skeleton"):
-        kind = MNISTStrokes if t.data == "mnist-strokes" else MNISTSkeletonSets
-        return kind(root=t.data_root or None, split="test")
-    if t.test_data:
-        return load_point_sets(t.test_data)
-    if t.data != "synthetic":
-        return make_datasets(config)[1]
-    return SyntheticSets(
-        num_sets=1024, dim=config.model.point_dim, max_size=config.model.max_size, seed=t.seed + 1
-    )
 
 
 def batch_indices(
@@ -144,10 +88,16 @@ def _step_of(line: str) -> float:
 
 
 class RunLog:
-    """RUN/log.jsonl: one JSON object per line (training records and evaluations), append-only."""
+    """RUN/log.jsonl: one JSON object per line (training records and evaluations), append-only; with
+    `tensorboard`, every number also goes to RUN/tensorboard as a scalar `train/<name>` or `val/<name>`."""
 
-    def __init__(self, path: Path, resume_step: int | None):
+    def __init__(self, path: Path, resume_step: int | None, tensorboard: bool = False):
         self.path = path
+        self.board = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.board = SummaryWriter(str(path.parent / "tensorboard"), purge_step=resume_step)
         if resume_step is not None and path.exists():  # drop records past the checkpoint we resume from
             kept = [line for line in path.read_text().splitlines() if _step_of(line) <= resume_step]
             write_text(path, "".join(line + "\n" for line in kept))
@@ -160,6 +110,15 @@ class RunLog:
                 f.write(json.dumps(record) + "\n")
         except OSError as e:
             raise SetaeError(f"{self.path}: cannot write ({e.strerror})") from None
+        if self.board is not None:
+            split = record.get("split", "train")
+            for name, value in record.items():
+                if name != "step" and isinstance(value, int | float) and not isinstance(value, bool):
+                    self.board.add_scalar(f"{split}/{name}", value, record["step"])
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
 
 
 def saved_config(run_dir: str | Path) -> Config:
@@ -190,12 +149,17 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         )
     if t.threads > 0:
         torch.set_num_threads(t.threads)
+    resolve_device(t.device)  # a clear error for a device this build does not have
     ctx = Distributed.from_env(t.device)
     device = ctx.device
     torch.manual_seed(t.seed + ctx.rank)
     full = training_split(config)
-    if not resume and t.data not in ("mnist", "synthetic"):  # the data decide the point dimension
-        config.model.point_dim = full.dim
+    if not resume:
+        if t.data not in ("mnist", "synthetic"):  # the data decide the point dimension
+            config.model.point_dim = full.dim
+        derived = resolve_from_data(config, full)
+        if derived and ctx.is_main:
+            print(f"{Path(t.data).name}: {len(full)} sets of {full.dim}-d points; " + ", ".join(derived))
     train_set, val_set = make_datasets(config, full)
     val_sets, val_labels = dataset_items(val_set, t.eval_sets)
     if t.batch_size * ctx.world_size > len(train_set):
@@ -209,7 +173,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     ]
     model = SetAutoencoder(config.model)
     if config.model.normalize and checkpoint is None:
-        model.set_normalization(*(torch.from_numpy(m).float() for m in full.point_moments(len(train_set))))
+        moments = train_set.point_moments(len(train_set))
+        model.set_normalization(*(torch.from_numpy(m).float() for m in moments))
     model = model.to(device)
     if t.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9)
@@ -240,7 +205,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         write_json(
             run_dir / "config.json", {**config.to_dict(), "versions": versions(), "processes": ctx.world_size}
         )
-        log = RunLog(run_dir / "log.jsonl", start_step if resume else None)
+        log = RunLog(run_dir / "log.jsonl", start_step if resume else None, t.tensorboard)
 
     def save(step: int, final: bool = False) -> None:
         rng_states = ctx.gather(torch.get_rng_state())
@@ -316,7 +281,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             window_sets, window_seconds = 0, 0.0
         if (done % t.eval_every == 0 or done == t.steps) and ctx.is_main:
             model.calibrate_latent_norm([b.to(device) for b in calibration])
-            metrics = evaluate(model, val_sets, seed=t.seed, labels=val_labels)
+            metrics = evaluate(model, val_sets, seed=t.seed, labels=val_labels, ospa_cutoff=t.ospa_cutoff)
             model.train()
             log.write({"step": done, "split": "val", **metrics})
             bar.write(f"step {done}: val chamfer {metrics['chamfer']:.5f} size_mae {metrics['size_mae']:.2f}")
@@ -327,6 +292,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             bar.write(f"stopping at step {done}: train.max_minutes={t.max_minutes} reached")
             break
     bar.close()
+    if log is not None:
+        log.close()
     if ctx.is_main and total_sets:  # a resumed run that was already finished keeps its summary
         summary = {
             "step": done,
