@@ -29,6 +29,7 @@ from setae.datasets.packed import PackedSets
 from setae.errors import SetaeError
 from setae.evaluation.generation import rasterize, rasterize_packed
 from setae.fileio import write_bytes
+from setae.rng import seeded
 
 SIDE = 28
 VERSION = "digit-cnn-1"
@@ -98,8 +99,7 @@ def train_digit_cnn(
     """Fit a DigitCNN on jittered training sets (fresh jitter every epoch) with Adam; -> (model in eval
     mode, accuracy on the un-jittered test sets)."""
     generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = DigitCNN()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     total = epochs * (len(train) // batch_size)

@@ -10,6 +10,7 @@ from setae.datasets.batch import SetBatch
 from setae.datasets.strokes import strokes_to_points
 from setae.evaluation.set_metrics import set_distances, summarize
 from setae.models.autoencoder import SetAutoencoder
+from setae.rng import seeded
 
 
 def dataset_items(dataset, limit: int | None = None) -> tuple[list[torch.Tensor], list[int]]:
@@ -38,8 +39,7 @@ def objective_terms(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         for i in range(0, len(sets), batch_size):
             chunk = list(sets[i : i + batch_size])
             chunk_labels = None if labels is None else list(labels[i : i + batch_size])
@@ -93,8 +93,7 @@ def importance_weighted_bound(
     total = 0.0
     was_training = model.training
     model.eval()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         for i in range(0, len(sets), batch_size):
             chunk_labels = None if labels is None else list(labels[i : i + batch_size])
             batch = SetBatch.from_sets(list(sets[i : i + batch_size]), chunk_labels).to(device)

@@ -22,6 +22,7 @@ from setae.errors import SetaeError
 from setae.evaluation.evaluate import dataset_items, evaluate
 from setae.fileio import write_json, write_text
 from setae.models.autoencoder import SetAutoencoder
+from setae.rng import preserved, rng_state, set_rng_state
 from setae.training.checkpoint import (
     find_checkpoint,
     load_training_state,
@@ -192,7 +193,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             )
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"][ctx.rank])
+        set_rng_state(state["rng"][ctx.rank], device)
         start_step = int(state["step"])
     net = model
     if ctx.world_size > 1:
@@ -208,8 +209,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         log = RunLog(run_dir / "log.jsonl", start_step if resume else None, t.tensorboard)
 
     def save(step: int, final: bool = False) -> None:
-        rng_states = ctx.gather(torch.get_rng_state())
-        with torch.random.fork_rng(devices=[]):  # calibration may draw random numbers (encoder_shuffle)
+        rng_states = ctx.gather({k: v.cpu() for k, v in rng_state(device).items()})
+        with preserved():  # calibration may draw random numbers (encoder_shuffle)
             model.calibrate_latent_norm([b.to(device) for b in calibration])
         if final and ctx.is_main and hasattr(model, "fitted_prior"):
             count = min(t.prior_fit_sets, len(train_set))
