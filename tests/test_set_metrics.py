@@ -44,8 +44,9 @@ def test_empty_sets():
     a, empty = GRID[:1], torch.zeros(0, 2, dtype=torch.float64)
     d = set_distances([a, empty, empty], [empty, a, empty], ospa_cutoff=0.3)
     np.testing.assert_allclose(d["ospa"], [0.3, 0.3, 0.0])
-    np.testing.assert_array_equal(d["chamfer"], [0.0, 0.0, 0.0])
-    np.testing.assert_array_equal(d["hungarian"], [0.0, 0.0, 0.0])
+    # empty against non-empty costs c² (an unmatched point under OSPA), never 0; empty against empty is 0
+    np.testing.assert_allclose(d["chamfer"], [0.09, 0.09, 0.0])
+    np.testing.assert_allclose(d["hungarian"], [0.09, 0.09, 0.0])
     np.testing.assert_array_equal(d["size_error"], [-1, 1, 0])
 
 
@@ -75,8 +76,14 @@ def test_distances_match_brute_force(pairs, cutoff):
     x, y = zip(*pairs, strict=True)
     d = set_distances(list(x), list(y), ospa_cutoff=cutoff)
     np.testing.assert_allclose(d["ospa"], [ospa_brute_force(a, b, cutoff) for a, b in pairs], rtol=1e-9)
-    chamfer = [chamfer_double_loop(a, b) for a, b in pairs]
-    hungarian = [brute_force_matching(sq_dist_np(a, b)) / max(min(len(a), len(b)), 1) for a, b in pairs]
+    one_empty = [(len(a) == 0) != (len(b) == 0) for a, b in pairs]  # costs c², see test_empty_sets
+    chamfer = [
+        cutoff**2 if e else chamfer_double_loop(a, b) for e, (a, b) in zip(one_empty, pairs, strict=True)
+    ]
+    hungarian = [
+        cutoff**2 if e else brute_force_matching(sq_dist_np(a, b)) / max(min(len(a), len(b)), 1)
+        for e, (a, b) in zip(one_empty, pairs, strict=True)
+    ]
     np.testing.assert_allclose(d["chamfer"], chamfer, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(d["hungarian"], hungarian, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(d["size_error"], [len(b) - len(a) for a, b in pairs])

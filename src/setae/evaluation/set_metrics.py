@@ -2,8 +2,10 @@
 
 Per pair of sets X (target, n points) and Y (output, m points):
 
-- chamfer: mean_x min_y |x - y|^2 + mean_y min_x |x - y|^2 (0 if either set is empty, as in `chamfer_loss`);
-- hungarian: mean of |x - y|^2 over an optimal matching of min(n, m) pairs (0 if either set is empty);
+- chamfer: mean_x min_y |x - y|^2 + mean_y min_x |x - y|^2;
+- hungarian: mean of |x - y|^2 over an optimal matching of min(n, m) pairs;
+  both are 0 when both sets are empty and c^2 (OSPA's cost of an unmatched point) when exactly one is, so an
+  empty output never scores as a perfect one;
 - ospa: OSPA with p = 2 and cut-off c,
       sqrt((min over matchings pi of sum_i min(|x_i - y_pi(i)|^2, c^2) + c^2 |n - m|) / max(n, m)),
   where pi is optimal for the cut-off cost; 0 when both sets are empty and c when exactly one is;
@@ -42,9 +44,12 @@ def _chunk_distances(target: Sequence[Tensor], output: Sequence[Tensor], cutoff:
     n, m = t.sizes, o.sizes
     dist = pairwise_sq_dist(t.points, o.points)
     ospa_total = _matched_sum(dist.clamp(max=cutoff**2), n, m) + cutoff**2 * (n - m).abs()
+    one_empty = (n == 0) != (m == 0)
+    chamfer = chamfer_from_sq_dist(dist, t.padding_mask, o.padding_mask)
+    hungarian = _matched_sum(dist, n, m) / torch.minimum(n, m).clamp(min=1)
     return {
-        "chamfer": chamfer_from_sq_dist(dist, t.padding_mask, o.padding_mask),
-        "hungarian": _matched_sum(dist, n, m) / torch.minimum(n, m).clamp(min=1),
+        "chamfer": torch.where(one_empty, cutoff**2, chamfer),
+        "hungarian": torch.where(one_empty, cutoff**2, hungarian),
         "ospa": (ospa_total / torch.maximum(n, m).clamp(min=1)).sqrt(),
         "size_error": m - n,
     }
