@@ -2,17 +2,17 @@
 
 For codes z_1..z_N [N, d] and an assignment c(i) of each code to a cluster:
 
-- inertia (within-cluster sum of squares) W = Σ_i |z_i − μ_{c(i)}|², μ_c the mean of cluster c's codes;
-  it falls as k grows, and the "elbow" where it stops falling fast suggests k;
+- k-means: `representation.kmeans` (scikit-learn's `KMeans`);
+- inertia (within-cluster sum of squares) W = Σ_i |z_i − μ_{c(i)}|², μ_c the mean of cluster c's codes,
+  computed here; it falls as k grows, and the "elbow" where it stops falling fast suggests k;
 - silhouette (Rousseeuw 1987) with Euclidean distances d(i, j) = |z_i − z_j|: for code i in cluster A,
       a(i) = Σ_{j ∈ A, j ≠ i} d(i, j) / (|A| − 1)      mean distance to the rest of its own cluster,
       b(i) = min_{B ≠ A} Σ_{j ∈ B} d(i, j) / |B|       mean distance to the nearest other cluster,
-      s(i) = (b(i) − a(i)) / max(a(i), b(i)),  s(i) = 0 when |A| = 1 (or when a(i) = b(i) = 0),
+      s(i) = (b(i) − a(i)) / max(a(i), b(i)),  s(i) = 0 when |A| = 1,
   and the score is the mean of s(i) over all N codes (singletons count as 0), in [−1, 1]; higher means
-  tighter, better separated clusters. It is computed exactly, not on a sample: the N × N distances are
-  formed a block of rows at a time (at most `max_block` distances at once), and each block's per-cluster
-  distance sums come from one product with the [N, k] one-hot assignment matrix, so memory is
-  O(max_block + N·k) and the time O(N²(d + k)).
+  tighter, better separated clusters. scikit-learn's `silhouette_score` computes it exactly, on all codes
+  (not a sample), in O(N² d) time with the distances formed in memory-bounded chunks;
+- against labels: NMI (arithmetic normalisation) and ARI by scikit-learn, as in `representation`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
 from setae.errors import SetaeError
-from setae.evaluation.representation import _as_array, ari, kmeans, nmi
+from setae.evaluation.representation import _as_array, kmeans
 
-MAX_BLOCK = 1 << 22  # distances (float64) held at once by the silhouette: 32 MiB
 GALLERY = 16  # members shown per cluster
 
 
@@ -53,48 +53,27 @@ def inertia(codes, assignment) -> float:
     return float((x - means[a]).square().sum())
 
 
-def _mean_silhouettes(x: torch.Tensor, assignments: Sequence[torch.Tensor], max_block: int) -> list[float]:
-    """Mean silhouette of codes x [N, d] float64 under each dense assignment [N] (module docstring); the
-    distance blocks are shared by all assignments."""
-    onehots = [torch.nn.functional.one_hot(a).to(x.dtype) for a in assignments]
-    if min(h.shape[1] for h in onehots) < 2:
-        raise SetaeError("silhouette: needs at least 2 non-empty clusters (are all codes equal?)")
-    widths = [h.shape[1] for h in onehots]
-    stacked = torch.cat(onehots, 1)  # [N, Σ C]
-    counts = stacked.sum(0).split(widths)
-    totals = torch.zeros(len(onehots), dtype=x.dtype)
-    rows = max(1, max_block // len(x))
-    for start in range(0, len(x), rows):
-        block = x[start : start + rows]
-        # [r, N], from coordinate differences (not |x|² + |y|² − 2x·y): exact zeros on the diagonal
-        distances = torch.cdist(block, x, compute_mode="donot_use_mm_for_euclid_dist")
-        sums = (distances @ stacked).split(widths, 1)  # [r, C] each: distance sums to each cluster
-        for j, (onehot, part, n) in enumerate(zip(onehots, sums, counts, strict=True)):
-            own = onehot[start : start + rows].bool()  # [r, C]
-            own_size = n.expand_as(part)[own]
-            a = part[own] / (own_size - 1).clamp(min=1)
-            b = (part / n).masked_fill(own, float("inf")).min(1).values
-            s = (b - a) / torch.maximum(a, b).clamp(min=torch.finfo(x.dtype).tiny)
-            totals[j] += torch.where(own_size > 1, s, 0.0).sum()
-    return (totals / len(x)).tolist()
-
-
-def silhouette(codes, assignment, max_block: int = MAX_BLOCK) -> float:
+def silhouette(codes, assignment) -> float:
     """Mean silhouette coefficient of codes [N, d] under assignment [N] (exact; module docstring):
-    s(i) = (b(i) − a(i)) / max(a(i), b(i)) averaged over i, 0 for members of singleton clusters."""
+    s(i) = (b(i) − a(i)) / max(a(i), b(i)) averaged over i, 0 for members of singleton clusters (so 0 when
+    every cluster is a singleton, which `silhouette_score` refuses)."""
     x = _codes(codes)
-    return _mean_silhouettes(x, [_clusters(assignment, len(x))], max_block)[0]
+    a = _clusters(assignment, len(x))
+    clusters = int(a.max()) + 1
+    if clusters < 2:
+        raise SetaeError("silhouette: needs at least 2 non-empty clusters (are all codes equal?)")
+    return 0.0 if clusters == len(x) else float(silhouette_score(x.numpy(), a.numpy()))
 
 
 def selection_curve(codes, ks: Sequence[int], seed: int = 0) -> dict[str, list]:
     """k-means (`representation.kmeans` under `seed`) of codes [N, d] for each k in `ks` ->
     {"k": ks, "inertia": W per k, "silhouette": mean silhouette per k}."""
     x = _codes(codes)
-    assignments = [_clusters(kmeans(x, k, seed=seed), len(x)) for k in ks]
+    assignments = [kmeans(x, k, seed=seed) for k in ks]
     return {
         "k": list(ks),
         "inertia": [inertia(x, a) for a in assignments],
-        "silhouette": _mean_silhouettes(x, assignments, MAX_BLOCK),
+        "silhouette": [silhouette(x, a) for a in assignments],
     }
 
 
@@ -156,7 +135,8 @@ def write_clusters(
         "best_k_silhouette": best,
     }
     if min(labels) >= 0:
-        result["nmi"], result["ari"] = nmi(assignment, labels), ari(assignment, labels)
+        nmi = normalized_mutual_info_score(labels, assignment, average_method="arithmetic")
+        result["nmi"], result["ari"] = float(nmi), float(adjusted_rand_score(labels, assignment))
     out = Path(out)
     width = max(2, len(str(k - 1)))
     for c, members in enumerate(nearest_members(x, assignment, k)):
