@@ -511,7 +511,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         f"test ({m['num_sets']} digits): chamfer {m['chamfer']:.5f}  hungarian {m['hungarian']:.5f}  "
         f"ospa {m['ospa']:.4f}  size_acc {m['size_acc']:.3f}  size_mae {m['size_mae']:.2f}\n"
         + (
-            f"codes: linear probe {m['probe_acc_all']:.3f} (100 labels: {m['probe_acc_100']:.3f})  "
+            f"codes: linear probe {m['probe_acc_all']:.3f} "
+            f"(100 labels: {m.get('probe_acc_100', float('nan')):.3f})  "
             f"k-means NMI {m['kmeans_nmi']:.3f}  ARI {m['kmeans_ari']:.3f}\n"
             if "probe_acc_all" in m
             else ""
