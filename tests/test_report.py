@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
+import torch
+from matplotlib.image import imread
+from PIL import Image
 
 from setae.cli import cmd_eval, cmd_plot, cmd_report, main
+from setae.datasets.pointfile import save_point_sets
+from setae.evaluation.plots import Frame, plot_reconstructions
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -22,6 +29,82 @@ def report(tmp_path_factory):
     cmd_eval(str(run), 40, 0, representation=False)
     cmd_plot(str(run), 4, 0)
     return cmd_report(str(run), baseline=False)
+
+
+def embedded_images(report) -> dict[str, np.ndarray]:
+    """Every <img> of report.html, by its alt text, decoded to RGB in [0, 1] (a GIF: its first frame)."""
+    page = report.read_text()
+    found = re.findall(r'<img alt="([^"]+)" src="data:image/(png|gif);base64,([^"]+)"', page)
+    assert len(found) == page.count("<img"), "every <img> is an embedded PNG or GIF"
+    images = {}
+    for name, kind, data in found:
+        raw = base64.b64decode(data)
+        if kind == "png":
+            images[name] = imread(io.BytesIO(raw))[..., :3]
+        else:
+            images[name] = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"), dtype=np.float64) / 255
+    return images
+
+
+def ink(rgb: np.ndarray) -> float:
+    """Fraction of pixels that are not near-white: points, curves, frames and text."""
+    return float((rgb.min(-1) < 0.85).mean())
+
+
+def coloured(rgb: np.ndarray) -> float:
+    """Fraction of pixels with a colour: the drawn points and curves (frames, panes and text are black or
+    grey, so an empty frame scores 0)."""
+    return float((rgb.max(-1) - rgb.min(-1) > 0.2).mean())
+
+
+def assert_every_picture_has_content(report) -> dict[str, np.ndarray]:
+    images = embedded_images(report)
+    assert images
+    blank = {name: round(coloured(rgb), 5) for name, rgb in images.items() if coloured(rgb) < 0.001}
+    assert blank == {}, "pictures whose plotting area has no drawn points or curves"
+    return images
+
+
+@pytest.fixture(scope="module")
+def report_3d(tmp_path_factory):
+    """A run on 3-D sets of 4 classes in coordinates [5, 15], standardised by the model."""
+    folder = tmp_path_factory.mktemp("report3d")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 240).tolist()
+    shapes = [
+        lambda n: rng.normal(size=(n, 3)),
+        lambda n: rng.uniform(-1, 1, (n, 1)) * np.ones(3),
+        lambda n: rng.uniform(-1, 1, (n, 3)) * [1, 1, 0.1],
+        lambda n: rng.uniform(-1, 1, (n, 3)),
+    ]
+    sets = [10 + 4 * np.clip(shapes[c](int(rng.integers(8, 30))), -1.2, 1.2) for c in labels]
+    save_point_sets(folder / "points.npz", sets, labels)
+    run = folder / "run"
+    args = ["train", "--preset", "tiny", "--steps", "6", "--data", str(folder / "points.npz")]
+    assert main([*args, "--normalize", "true", "--run-dir", str(run), "--no-progress"]) == 0
+    cmd_eval(str(run), 40, 0, representation=False)
+    cmd_plot(str(run), 4, 0)
+    return cmd_report(str(run), baseline=False), sets
+
+
+def test_every_picture_in_the_report_has_content(report):
+    images = assert_every_picture_has_content(report)
+    assert {"reconstructions", "interpolation", "traversal", "training_curves"} <= set(images)
+
+
+def test_3d_points_in_5_to_15_are_visible_in_the_report(report_3d, tmp_path):
+    report, sets = report_3d
+    images = assert_every_picture_has_content(report)
+    assert {"reconstructions", "samples", "interpolations", "traversal", "training_curves"} <= set(images)
+    # the same picture with the points taken away: the frames, titles and panes alone
+    empty = [torch.zeros(0, 3)] * 4
+    frame = Frame.fit([torch.as_tensor(s) for s in sets])
+    plot_reconstructions(empty, empty, tmp_path / "empty.png", [0, 1, 2, 3], frame)
+    frame_only = imread(tmp_path / "empty.png")[..., :3]
+    assert coloured(frame_only) == 0
+    drawn = images["reconstructions"]
+    assert ink(drawn) > 1.3 * ink(frame_only), "well more ink than the frames' own"
+    assert coloured(drawn) > 0.002
 
 
 def test_report_embeds_every_picture_and_the_metrics(report):

@@ -437,7 +437,7 @@ def cmd_cluster(
 
 def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
     from setae.evaluation.evaluate import dataset_items
-    from setae.evaluation.plots import plot_reconstructions, plot_sets, plot_training_curves
+    from setae.evaluation.plots import Frame, plot_reconstructions, plot_sets, plot_training_curves
     from setae.training.checkpoint import load_checkpoint
     from setae.training.data import make_test_set
 
@@ -446,25 +446,36 @@ def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
     sets, labels = dataset_items(make_test_set(config), num)
     given = labels if config.model.conditional else None
     recon = model.reconstruct(sets, seed=seed, labels=given)
-    written = [plot_reconstructions(sets, recon, out / "reconstructions.png", labels)]
+    strokes = config.model.decoder == "strokes"
+
+    def frame(*groups) -> Frame:
+        """MNIST: the image's fixed frame; other data: fitted to these test sets and the sets drawn."""
+        return Frame.for_data(config.train.data, [*sets, *(s for g in groups for s in g)], strokes)
+
+    written = [plot_reconstructions(sets, recon, out / "reconstructions.png", labels, frame(recon))]
     if config.model.variational:
-        requested = [i % 10 for i in range(num)] if given else None
-        title = "samples from the prior" + (" of digits 0, 1, 2, ..." if given else "")
-        written.append(plot_sets(model.sample(num, seed=seed, label=requested), out / "samples.png", title))
+        requested = [i % config.model.num_classes for i in range(num)] if given else None
+        kinds = "digits" if frame().label_word == "digit" else "classes"
+        title = "samples from the prior" + (f" of {kinds} 0, 1, 2, ..." if given else "")
+        samples = model.sample(num, seed=seed, label=requested)
+        written.append(plot_sets(samples, out / "samples.png", title, frame(samples)))
     log = checkpoint.parent / "log.jsonl"
     if log.exists():
         written.append(plot_training_curves(log, out / "training_curves.png"))
     if not config.model.conditional:  # interpolations and code maps of a conditional model need labels
-        written.extend(_representation_plots(model, make_test_set(config), out, seed))
+        written.extend(_representation_plots(model, make_test_set(config), out, seed, frame=frame))
     for path in written:
         print(path)
     return written
 
 
-def _representation_plots(model, test_set, out: Path, seed: int, num_codes: int = 2000) -> list[Path]:
+def _representation_plots(
+    model, test_set, out: Path, seed: int, num_codes: int = 2000, frame=None
+) -> list[Path]:
     """Interpolation strips (4 pairs of test sets) and an animated GIF of the first, a latent traversal along
     the codes' principal directions, and for labelled data the 2-D PCA map of the first `num_codes` test
-    codes and a gallery of their k-means clusters (k = 10)."""
+    codes and a gallery of their k-means clusters (k = 10). `frame(*groups of sets)` gives the
+    `plots.Frame` a picture of those sets is drawn in (None: each picture's default)."""
     from setae.evaluation.evaluate import dataset_items
     from setae.evaluation.generation import interpolate, latent_traversal
     from setae.evaluation.plots import (
@@ -477,22 +488,25 @@ def _representation_plots(model, test_set, out: Path, seed: int, num_codes: int 
     from setae.evaluation.representation import kmeans
 
     sets, labels = dataset_items(test_set, num_codes)
+    frame = frame or (lambda *groups: None)
     written = []
     if len(sets) >= 2:
         pairs = min(4, len(sets) // 2)
         lines = interpolate(model, sets[: 2 * pairs : 2], sets[1 : 2 * pairs : 2], seed=seed)
-        written.append(plot_interpolations(lines, out / "interpolations.png"))
+        written.append(plot_interpolations(lines, out / "interpolations.png", frame(*lines)))
         there = [line[0] for line in interpolate(model, sets[:1], sets[1:2], steps=20, seed=seed)]
-        written.append(animate_sets(there + there[::-1], out / "interpolation.gif", "interpolation"))
+        gif = out / "interpolation.gif"
+        written.append(animate_sets(there + there[::-1], gif, "interpolation", frame=frame(there)))
     if len(sets) >= 4:
         offsets = (-2.0, -1.0, 0.0, 1.0, 2.0)
         columns = latent_traversal(model, model.encode(sets), directions=3, offsets=offsets, seed=seed)
-        written.append(plot_traversal(columns, offsets, out / "traversal.png"))
+        written.append(plot_traversal(columns, offsets, out / "traversal.png", frame(*columns)))
     if min(labels, default=-1) >= 0 and len(sets) >= 10:
         codes = model.encode(sets)
-        written.append(plot_code_map(codes, labels, out / "code_map.png"))
+        word = getattr(frame(), "label_word", "class")
+        written.append(plot_code_map(codes, labels, out / "code_map.png", word))
         clusters = kmeans(codes, 10, seed=seed).tolist()
-        written.append(plot_cluster_gallery(sets, clusters, out / "clusters.png"))
+        written.append(plot_cluster_gallery(sets, clusters, out / "clusters.png", frame=frame(sets)))
     return written
 
 
