@@ -74,6 +74,13 @@ def save_point_sets(
     if labels is not None:
         columns["label"] = np.asarray(labels, dtype=np.int64)[owner]
     columns.update({f"x{j}": points[:, j].astype(np.float64) for j in range(dim)})
+    if path.suffix not in (".csv", ".parquet"):
+        raise SetaeError(f"{path}: unknown format {path.suffix!r}; use .npz, .csv or .parquet")
+    _write_table(path, columns)
+
+
+def _write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
+    """Equal-length columns as a `.csv` (header row, full float precision) or `.parquet` table."""
     if path.suffix == ".csv":
 
         def write(tmp: Path) -> None:
@@ -83,14 +90,12 @@ def save_point_sets(
                 out.writerows(zip(*(c.tolist() for c in columns.values()), strict=True))
 
         atomic_write(path, write)
-    elif path.suffix == ".parquet":
+    else:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         table = pa.table(columns)
         atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-    else:
-        raise SetaeError(f"{path}: unknown format {path.suffix!r}; use .npz, .csv or .parquet")
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -249,28 +254,18 @@ def write_codes(path: str | Path, codes: np.ndarray, labels: Sequence[int] | Non
     path = Path(path)
     ids = np.arange(len(codes))
     labels = np.full(len(codes), -1) if labels is None else np.asarray(labels, dtype=np.int64)
-    names = [f"z{j}" for j in range(codes.shape[1])]
     if path.suffix == ".npy":
-        write = lambda tmp: np.save(tmp.open("wb"), codes)  # noqa: E731
-    elif path.suffix == ".npz":
-        arrays = {"codes": codes, "set_ids": ids, "labels": labels}
-        write = lambda tmp: tmp.write_bytes(_npz_bytes(arrays))  # noqa: E731
-    elif path.suffix == ".csv":
 
         def write(tmp: Path) -> None:
-            with tmp.open("w", newline="") as f:
-                out = csv.writer(f)
-                out.writerow(["set_id", "label", *names])
-                out.writerows(
-                    [i, label, *map(repr, row)]
-                    for i, label, row in zip(ids, labels, codes.tolist(), strict=True)
-                )
-    elif path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+            with tmp.open("wb") as f:
+                np.save(f, codes)
 
-        table = pa.table({"set_id": ids, "label": labels, **{n: codes[:, j] for j, n in enumerate(names)}})
-        write = lambda tmp: pq.write_table(table, tmp)  # noqa: E731
+        atomic_write(path, write)
+    elif path.suffix == ".npz":
+        arrays = {"codes": codes, "set_ids": ids, "labels": labels}
+        atomic_write(path, lambda tmp: tmp.write_bytes(_npz_bytes(arrays)))
+    elif path.suffix in (".csv", ".parquet"):
+        columns = {"set_id": ids, "label": labels, **{f"z{j}": codes[:, j] for j in range(codes.shape[1])}}
+        _write_table(path, columns)
     else:
         raise SetaeError(f"{path}: unknown format {path.suffix!r}; use .npy, .npz, .csv or .parquet")
-    atomic_write(path, write)

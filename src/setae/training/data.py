@@ -60,11 +60,16 @@ def default_val_size(num_sets: int) -> int:
     return min(5000, max(1, num_sets // 10))
 
 
+def held_out_test_size(num_sets: int) -> int:
+    """Sets a user's file without a test file holds out for test: a tenth, at least one."""
+    return max(1, num_sets // 10)
+
+
 def _user_split(config: Config, num_sets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, validation, test) indices of a user's file: a permutation under `split_seed`; the test part
     (a tenth) is empty when the run has a test file."""
     t = config.train
-    num_test = 0 if t.test_data else max(1, num_sets // 10)
+    num_test = 0 if t.test_data else held_out_test_size(num_sets)
     num_val = t.val_size or default_val_size(num_sets)
     if num_sets - num_test - num_val < 1:
         raise SetaeError(
@@ -158,7 +163,7 @@ def resolve_from_data(config: Config, full: PackedSets) -> list[str]:
         t.val_size = default_val_size(len(full))
         chosen.append(f"validation {t.val_size} sets")
     if is_user_data(config) and not t.test_data:
-        chosen.append(f"test {max(1, len(full) // 10)} sets held out (split seed {t.split_seed})")
+        chosen.append(f"test {held_out_test_size(len(full))} sets held out (split seed {t.split_seed})")
     if m.max_size is None:
         largest = full.max_size
         if t.test_data:
