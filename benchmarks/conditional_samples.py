@@ -1,6 +1,6 @@
 """Does a conditional VAE generate the digit it is asked for? Scores a trained run's prior samples.
 
-    setae train --run-dir runs/cvae-mlp --encoder deepsets --decoder mlp --conditional true --beta 1 \\
+    setae train --run-dir runs/cvae-mlp --encoder deepsets --decoder mlp --conditional --beta 1 \\
         --steps 14000 --kl-warmup-steps 2000 --threads 1 --max-minutes 28
     python benchmarks/conditional_samples.py runs/cvae-mlp
 

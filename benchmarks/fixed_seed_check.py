@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 # The configurations as recorded (session 3's defaults): code scale fixed at 1, no Chamfer warm-up.
-OLD = ["--latent-scale-learned", "false", "--chamfer-warmup-steps", "0"]
+OLD = ["--no-latent-scale-learned", "--chamfer-warmup-steps", "0"]
 TSPN = ["--encoder", "settransformer", "--decoder", "tspn", *OLD]
 RUNS = {
     "tspn-chamfer": [*TSPN, "--loss", "chamfer"],

@@ -2,7 +2,7 @@
 
     setae train --preset strokes --run-dir runs/strokes-seq [--max-minutes 8 ...]
     setae train --data mnist-skeleton --max-size 100 --run-dir runs/strokes-set --encoder settransformer \
-        --decoder tspn --loss chamfer --latent-scale-learned false [--max-minutes 8 ...]
+        --decoder tspn --loss chamfer --no-latent-scale-learned [--max-minutes 8 ...]
     python benchmarks/strokes_compare.py runs/strokes-seq runs/strokes-set [--test-sets 2000]
 
 The sequence model reads the stroke-3 drawings (`mnist-strokes`); the set model reads the same drawings'

@@ -181,7 +181,16 @@ CASES = {
         {"CUDA_VISIBLE_DEVICES": ""},
         "--device cuda: this PyTorch build has no CUDA device available",
     ),
-    "flag: bool": (TINY + ["--normalize", "yes"], None, "model.normalize='yes' is not true or false"),
+    "flag: bool given a value": (
+        TINY + ["--normalize", "yes"],
+        None,
+        "--normalize takes no value ('yes'): write --normalize or --no-normalize",
+    ),
+    "flag: switch given a value": (
+        ["eval", "good", "--progress", "false"],
+        None,
+        "--progress takes no value ('false'): write --progress or --no-progress",
+    ),
     "flag: misspelt": (TINY + ["--lerning-rate", "1e-3"], None, "did you mean --learning-rate?"),
     "flag: missing value": (["train", "--steps"], None, "argument --steps: expected one argument"),
     "encode: unknown output format": (

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 # A deterministic model (no VAE noise, MLP decoder) and plain SGD, whose step is linear in the gradient.
 COMMON = (
-    "--preset tiny --steps 2 --optimizer sgd --lr 1e-6 --lr-warmup-steps 1 --variational false --decoder mlp "
+    "--preset tiny --steps 2 --optimizer sgd --lr 1e-6 --lr-warmup-steps 1 --no-variational --decoder mlp "
     "--log-every 1 --no-progress"
 ).split()
 

@@ -11,6 +11,7 @@ import stat
 import numpy as np
 import pytest
 import torch
+from matplotlib.image import imread
 
 import setae
 from setae.cli import main
@@ -155,3 +156,24 @@ def test_saved_sets_round_trip_in_every_format(tmp_path):
         save_point_sets(tmp_path / f"s{suffix}", sets, [0, 1, 0])
         data = load_point_sets(tmp_path / f"s{suffix}")
         assert [len(data[i][0]) for i in range(3)] == [1, 4, 2] and data.labels.tolist() == [0, 1, 0]
+
+
+def test_cluster_galleries_share_the_data_frame(run, monkeypatch):
+    """`setae cluster` on 3-D sets: every gallery in one 3-D frame that holds the data's range, [6, 14]."""
+    from setae.evaluation import plots
+
+    folder, run_dir = run
+    frames = []
+    drawn = plots.plot_cluster_members
+
+    def recording(items, path, title, titles=(), strokes=False, frame=None):
+        frames.append(frame)
+        return drawn(items, path, title, titles, strokes, frame)
+
+    monkeypatch.setattr(plots, "plot_cluster_members", recording)
+    assert main(["cluster", str(run_dir), "--k", "4", "--k-range", "2:5", "--no-progress"]) == 0
+    assert len(frames) == 4 and all(f == frames[0] for f in frames)
+    assert frames[0].dims == 3 and frames[0].label_word == "class"
+    assert all(low < 6.5 and high > 13.5 for low, high in frames[0].limits)
+    gallery = imread(run_dir / "clusters" / "cluster_00.png")[..., :3]
+    assert (gallery.max(-1) - gallery.min(-1) > 0.2).mean() > 0.001  # coloured points drawn

@@ -96,7 +96,7 @@ def test_train_and_encode_on_a_users_3d_file_in_their_units(tmp_path, capsys):
     sets = [1000 + 50 * rng.standard_normal((int(n), 3)) for n in rng.integers(1, 12, 200)]
     save_point_sets(tmp_path / "train.npz", sets)
     run = tmp_path / "run"
-    args = ["train", "--preset", "tiny", "--data", str(tmp_path / "train.npz"), "--normalize", "true"]
+    args = ["train", "--preset", "tiny", "--data", str(tmp_path / "train.npz"), "--normalize"]
     assert main([*args, "--val-size", "20", "--steps", "6", "--run-dir", str(run), "--no-progress"]) == 0
     assert (
         main(["encode", str(run), "--data", str(tmp_path / "train.npz"), "--out", str(tmp_path / "z.npy")])
@@ -134,7 +134,7 @@ def test_a_dataset_folder_is_memory_mapped_and_trains(tmp_path):
     mean, std = data.point_moments(len(data))
     np.testing.assert_allclose(mean, np.concatenate(sets).astype(np.float64).mean(0), rtol=1e-9)
     np.testing.assert_allclose(std, np.concatenate(sets).astype(np.float64).std(0), rtol=1e-6)
-    args = ["train", "--preset", "tiny", "--data", str(folder), "--normalize", "true", "--val-size", "20"]
+    args = ["train", "--preset", "tiny", "--data", str(folder), "--normalize", "--val-size", "20"]
     assert main([*args, "--steps", "4", "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
     (folder / "offsets.npy").unlink()
     with pytest.raises(SetaeError, match="missing offsets.npy"):

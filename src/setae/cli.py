@@ -14,6 +14,8 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+import torch
+
 from setae.errors import SetaeError
 from setae.models.config import ModelConfig
 from setae.training.config import PRESETS, TrainConfig
@@ -21,6 +23,7 @@ from setae.versions import __version__
 
 IWAE_SETS = 200  # test sets for the 64-sample importance-weighted bound (64 decoder passes each)
 DIGIT_SAMPLES = 1000  # prior samples the digit classifier reads
+BOOL_FIELDS = ("normalize",)  # bool | None config fields: a --x / --no-x pair, left out = from the data
 
 
 # What a flag allows, where "default X" alone would not say it.
@@ -28,7 +31,15 @@ FLAG_HELP = {
     "max_size": "largest set the model handles; default: the largest set in the data (MNIST: 342)",
     "point_sigma": "σ of the Gaussian point likelihood, > 0; default: the data's median nearest-neighbour "
     "distance (MNIST: 1/27)",
-    "normalize": "true or false: standardise points per dimension; default: true for your own files",
+    "normalize": "standardise points per dimension (--no-normalize: raw units); default: on for your own "
+    "files, off for MNIST",
+    "variational": "a VAE; --no-variational: a plain autoencoder",
+    "conditional": "condition encoder and decoder on the set's label (train.data must have labels)",
+    "encoder_shuffle": "rnn encoder: read each set in a random order in training",
+    "encoder_bidirectional": "rnn encoder: bidirectional",
+    "latent_scale_learned": "learn the code scale γ per dimension (from --latent-scale)",
+    "compile": "torch.compile the model (for GPUs)",
+    "tensorboard": "also log every record to RUN/tensorboard",
     "encoder": "deepsets, settransformer or rnn",
     "decoder": "mlp, tspn, rnn, dspn, slot, or strokes (stroke-3 sequences)",
     "loss": "hungarian, chamfer or sinkhorn",
@@ -60,16 +71,21 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(f"{section} config (overrides preset and --config)")
         for f in fields(cls):
             default = getattr(cls(), f.name)
-            kind = type(default).__name__ if default is not None else "value"
-            metavar = "BOOL" if isinstance(default, bool) or f.name == "normalize" else kind.upper()
             described = FLAG_HELP.get(f.name, "")
-            shown = "" if default is None else f"default {default!r}"
-            names = [f"--{f.name.replace('_', '-')}"] + (["--learning-rate"] if f.name == "lr" else [])
+            flag = f"--{f.name.replace('_', '-')}"
+            if isinstance(default, bool) or f.name in BOOL_FIELDS:
+                shown = "" if default is None else f"default {flag if default else '--no-' + flag[2:]}"
+                kwargs = {"action": argparse.BooleanOptionalAction}
+            else:
+                shown = "" if default is None else f"default {default!r}"
+                kind = type(default).__name__ if default is not None else "value"
+                kwargs = {"metavar": kind.upper()}
+            names = [flag] + (["--learning-rate"] if f.name == "lr" else [])
             group.add_argument(
                 *names,
                 dest=f"{section}.{f.name}",
-                metavar=metavar,
                 help="; ".join(part for part in (described, shown) if part),
+                **kwargs,
             )
 
 
@@ -80,6 +96,18 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
             section, name = key.split(".", 1)
             out[section][name] = value
     return out
+
+
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default cpu)"
+
+
+def _add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="progress bars on the terminal (default on; never into a file or pipe)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
             default=run_dir,
             help=f"output folder (default {run_dir or 'runs/<data name>-<date>-<time>'})",
         )
-        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        _add_progress_flag(p)
         _add_config_flags(p)
 
     train = sub.add_parser("train", help="train a set autoencoder into a run folder")
@@ -122,15 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--data", help="evaluate on this .npz/.csv/.parquet file of sets instead of the run's test set"
     )
-    ev.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
-    ev.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    ev.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    _add_progress_flag(ev)
     ev.add_argument("--limit", type=int, help="only the first N test sets")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument(
-        "--no-representation",
-        dest="representation",
-        action="store_false",
-        help="skip the probe / k-means metrics of the codes and the VAE generation metrics",
+        "--representation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the probe / k-means metrics of the codes and the VAE generation metrics (default on)",
     )
     ev.add_argument(
         "--probe-train", type=int, default=10_000, help="training sets whose codes train the linear probes"
@@ -151,7 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write RUN/report.html: metrics beside PCA, pictures, config")
     report.add_argument("run", help="run folder (after `setae eval` and `setae plot`)")
-    report.add_argument("--no-baseline", action="store_true", help="leave out the PCA row (MNIST runs only)")
+    report.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the PCA row of the same code size (MNIST runs only; default on)",
+    )
 
     enc = sub.add_parser("encode", help="write the codes of a file's sets, by the output's extension")
     enc.add_argument("run", help="run folder or checkpoint")
@@ -164,12 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="output file: .npy (codes [B, latent]), .npz (codes, set_ids, labels), .csv or .parquet "
         "(columns set_id, label, z0 .. z{latent-1}); its folder must exist",
     )
-    enc.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+    enc.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    _add_progress_flag(enc)
 
     plot = sub.add_parser("plot", help="write reconstruction, sample, curve and code PNGs into RUN/plots")
     plot.add_argument("run", help="run folder")
     plot.add_argument("--num", type=int, default=16, help="sets per picture")
     plot.add_argument("--seed", type=int, default=0)
+    plot.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
     cluster = sub.add_parser(
         "cluster", help="k-means of a run's codes: clusters.json, a gallery per cluster, a k-selection plot"
@@ -185,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--limit", type=int, help="only the first N items")
     cluster.add_argument("--seed", type=int, default=0, help="k-means initialisation seed")
     cluster.add_argument("--out", help="output folder (default RUN/clusters)")
-    cluster.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default cpu)")
+    cluster.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    _add_progress_flag(cluster)
 
     example = sub.add_parser(
         "example-data", help="write a small example file of 3-D point clouds (4 shapes) to try setae on"
@@ -209,7 +245,7 @@ def cmd_train(args: argparse.Namespace, resume: bool) -> None:
         print(f"run folder: {args.run_dir}")
     base = saved_config(args.run_dir) if resume else None
     config = resolve_config(args.preset, args.config, _overrides(args), base=base)
-    train(config, args.run_dir, resume=resume, progress=not args.no_progress)
+    train(config, args.run_dir, resume=resume, progress=args.progress and sys.stderr.isatty())
 
 
 def cmd_eval(
@@ -240,7 +276,7 @@ def cmd_eval(
 
     model, config, meta, checkpoint = load_checkpoint(run, device)
     phases = ["reconstruct"] + (["codes", "samples"] if representation else [])
-    bar = tqdm(phases, desc="eval", disable=not progress, leave=False)
+    bar = tqdm(phases, desc="eval", disable=None if progress else True, leave=False)
     phase = iter(bar)
     next(phase)
     sets, labels = dataset_items(make_test_set(config, data), limit)
@@ -356,7 +392,22 @@ def cmd_report(run: str, baseline: bool = True) -> Path:
 ENCODE_FORMATS = (".npy", ".npz", ".csv", ".parquet")
 
 
-def cmd_encode(run: str, data: str, out: str, device: str = "cpu") -> None:
+def _encode(model, sets: list, labels: list[int], progress: bool, chunk: int = 4096):
+    """model.encode of `sets` (labels given to a conditional model) in chunks, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    given = labels if model.config.conditional else None
+    parts = []
+    with tqdm(
+        total=len(sets), desc="encode", unit="set", disable=None if progress else True, leave=False
+    ) as bar:
+        for i in range(0, len(sets), chunk):
+            parts.append(model.encode(sets[i : i + chunk], labels=given and given[i : i + chunk]))
+            bar.update(len(parts[-1]))
+    return torch.cat(parts) if parts else model.encode([])
+
+
+def cmd_encode(run: str, data: str, out: str, device: str = "cpu", progress: bool = True) -> None:
     from setae.datasets.batch import as_point_sets
     from setae.datasets.pointfile import load_point_sets, write_codes
     from setae.evaluation.evaluate import dataset_items
@@ -370,7 +421,7 @@ def cmd_encode(run: str, data: str, out: str, device: str = "cpu") -> None:
     model = load(run, device)
     sets, labels = dataset_items(load_point_sets(data))
     sets = as_point_sets(sets, dim=model.config.point_dim, max_size=model.config.max_size, source=data)
-    codes = model.encode(sets, labels=labels if model.config.conditional else None).numpy()
+    codes = _encode(model, sets, labels, progress).numpy()
     write_codes(target, codes, labels)
     print(f"{out}: codes of {len(codes)} sets, shape {list(codes.shape)}")
 
@@ -401,11 +452,13 @@ def cmd_cluster(
     seed: int = 0,
     out: str | None = None,
     device: str = "cpu",
+    progress: bool = True,
 ) -> dict:
     from setae.datasets.batch import as_point_sets
     from setae.datasets.pointfile import load_point_sets
     from setae.evaluation.clustering import parse_k_range, write_clusters
     from setae.evaluation.evaluate import dataset_items
+    from setae.evaluation.plots import Frame
     from setae.training.checkpoint import load_checkpoint
     from setae.training.data import make_test_set
 
@@ -416,10 +469,11 @@ def cmd_cluster(
     if not sets:
         raise SetaeError(f"{source}: no items to cluster (--limit {limit})")
     ks = parse_k_range(k_range, len(sets))
-    codes = model.encode(sets, labels=labels if config.model.conditional else None)
+    codes = _encode(model, sets, labels, progress)
     folder = Path(out) if out else checkpoint.parent / "clusters"
     strokes = config.model.decoder == "strokes"
-    result = write_clusters(codes, sets, labels, k, ks, folder, seed=seed, strokes=strokes)
+    frame = Frame.for_data(config.train.data if data is None else data, sets, strokes)
+    result = write_clusters(codes, sets, labels, k, ks, folder, seed=seed, strokes=strokes, frame=frame)
     curve = result["selection"]
     best = curve["k"].index(result["best_k_silhouette"])
     lines = [
@@ -435,13 +489,13 @@ def cmd_cluster(
     return result
 
 
-def cmd_plot(run: str, num: int, seed: int) -> list[Path]:
+def cmd_plot(run: str, num: int, seed: int, device: str = "cpu") -> list[Path]:
     from setae.evaluation.evaluate import dataset_items
     from setae.evaluation.plots import Frame, plot_reconstructions, plot_sets, plot_training_curves
     from setae.training.checkpoint import load_checkpoint
     from setae.training.data import make_test_set
 
-    model, config, _, checkpoint = load_checkpoint(run)
+    model, config, _, checkpoint = load_checkpoint(run, device)
     out = checkpoint.parent / "plots"
     sets, labels = dataset_items(make_test_set(config), num)
     given = labels if config.model.conditional else None
@@ -535,11 +589,22 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
-def _unknown_flag(parser: argparse.ArgumentParser, command: str | None, unknown: list[str]) -> str:
-    """One line for unrecognised arguments, with the nearest flag of the command when there is one."""
+def _unknown_flag(
+    parser: argparse.ArgumentParser, command: str | None, unknown: list[str], argv: list[str]
+) -> str:
+    """One line for unrecognised arguments, with the nearest flag of the command when there is one, or how
+    to write a boolean flag given a value (`--variational false`)."""
     sub = parser.commands.get(command) if command else None
-    options = [o for a in (sub or parser)._actions for o in a.option_strings]
+    actions = (sub or parser)._actions
+    options = [o for a in actions for o in a.option_strings]
     flag = unknown[0]
+    switches = {
+        o: a for a in actions if isinstance(a, argparse.BooleanOptionalAction) for o in a.option_strings
+    }
+    before = argv[argv.index(flag) - 1] if flag in argv and argv.index(flag) > 0 else None
+    if before in switches:
+        on, off = switches[before].option_strings
+        return f"setae: error: {before} takes no value ({flag!r}): write {on} or {off}"
     near = difflib.get_close_matches(flag.split("=")[0], options, n=1, cutoff=0.7)
     prog = f"setae {command}" if sub else "setae"
     hint = f"; did you mean {near[0]}?" if near else ""
@@ -548,9 +613,10 @@ def _unknown_flag(parser: argparse.ArgumentParser, command: str | None, unknown:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        print(_unknown_flag(parser, getattr(args, "command", None), unknown), file=sys.stderr)
+        print(_unknown_flag(parser, getattr(args, "command", None), unknown, argv), file=sys.stderr)
         return 2
     try:
         if args.command == "train":
@@ -572,14 +638,22 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "baseline":
             cmd_baseline(args)
         elif args.command == "report":
-            cmd_report(args.run, baseline=not args.no_baseline)
+            cmd_report(args.run, baseline=args.baseline)
         elif args.command == "encode":
-            cmd_encode(args.run, args.data, args.out, args.device)
+            cmd_encode(args.run, args.data, args.out, args.device, args.progress)
         elif args.command == "plot":
-            cmd_plot(args.run, args.num, args.seed)
+            cmd_plot(args.run, args.num, args.seed, args.device)
         elif args.command == "cluster":
             cmd_cluster(
-                args.run, args.k, args.k_range, args.data, args.limit, args.seed, args.out, args.device
+                args.run,
+                args.k,
+                args.k_range,
+                args.data,
+                args.limit,
+                args.seed,
+                args.out,
+                args.device,
+                args.progress,
             )
         elif args.command == "example-data":
             cmd_example_data(args.out, args.sets, args.seed)

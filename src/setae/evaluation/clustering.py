@@ -111,12 +111,14 @@ def write_clusters(
     out: str | Path,
     seed: int = 0,
     strokes: bool = False,
+    frame=None,
 ) -> dict:
     """Cluster codes [N, d] of `items` into k groups and write into `out`: clusters.json, the selection
     curve over `ks` (cluster_selection.png) and one gallery per cluster (cluster_00.png, ...) of its
-    members nearest the centre, drawn as point sets or, with `strokes`, as stroke-3 drawings. Labels
-    (all >= 0) add NMI and ARI of the clusters against them. Returns the JSON's contents."""
-    from setae.evaluation.plots import plot_cluster_members, plot_cluster_selection
+    members nearest the centre, drawn as point sets or, with `strokes`, as stroke-3 drawings, all in one
+    `plots.Frame` (default: guessed from the items). Labels (all >= 0) add NMI and ARI of the clusters
+    against them. Returns the JSON's contents."""
+    from setae.evaluation.plots import Frame, plot_cluster_members, plot_cluster_selection
     from setae.fileio import write_json
 
     x = _codes(codes)
@@ -138,12 +140,13 @@ def write_clusters(
         nmi = normalized_mutual_info_score(labels, assignment, average_method="arithmetic")
         result["nmi"], result["ari"] = float(nmi), float(adjusted_rand_score(labels, assignment))
     out = Path(out)
+    frame = frame or Frame.guess(items, strokes)
     width = max(2, len(str(k - 1)))
     for c, members in enumerate(nearest_members(x, assignment, k)):
         titles = [f"#{i}" + (f" ({labels[i]})" if labels[i] >= 0 else "") for i in members]
         title = f"cluster {c}: {result['sizes'][c]} items, the {len(members)} nearest its centre"
         plot_cluster_members(
-            [items[i] for i in members], out / f"cluster_{c:0{width}d}.png", title, titles, strokes
+            [items[i] for i in members], out / f"cluster_{c:0{width}d}.png", title, titles, strokes, frame
         )
     for stale in out.glob("cluster_*.png"):  # galleries of an earlier, larger k
         match = re.fullmatch(r"cluster_(\d+)\.png", stale.name)
