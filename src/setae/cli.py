@@ -23,6 +23,7 @@ from setae.versions import __version__
 
 IWAE_SETS = 200  # test sets for the 64-sample importance-weighted bound (64 decoder passes each)
 DIGIT_SAMPLES = 1000  # prior samples the digit classifier reads
+SWAP_SETS = 200  # conditional MNIST models: test digits decoded as each of the 10 digits
 BOOL_FIELDS = ("normalize",)  # bool | None config fields: a --x / --no-x pair, left out = from the data
 
 
@@ -298,6 +299,13 @@ def cmd_eval(
         metrics.update(
             digit_scores(classifier, reconstructions=reconstructions, targets=sets, target_labels=labels)
         )
+        if config.model.conditional:  # style transfer: the first sets' codes decoded as every digit
+            first, first_labels = sets[:SWAP_SETS], labels[:SWAP_SETS]
+            swapped = [s for column in label_swaps(model, first, first_labels, seed) for s in column]
+            digits = [c for c in range(config.model.num_classes) for _ in first]
+            scores = digit_scores(classifier, samples=swapped, requested=digits)
+            metrics["swap_as_requested"] = scores["samples_as_requested"]
+            metrics["swap_confident"] = scores["samples_confident"]
     skipped = []
     if representation:
         next(phase)
@@ -516,11 +524,32 @@ def cmd_plot(run: str, num: int, seed: int, device: str = "cpu") -> list[Path]:
     log = checkpoint.parent / "log.jsonl"
     if log.exists():
         written.append(plot_training_curves(log, out / "training_curves.png"))
-    if not config.model.conditional:  # interpolations and code maps of a conditional model need labels
+    if config.model.conditional:
+        written.append(_label_swap_plot(model, sets, labels, out / "label_swap.png", seed, frame))
+    else:  # interpolations and code maps of a conditional model need labels
         written.extend(_representation_plots(model, make_test_set(config), out, seed, frame=frame))
     for path in written:
         print(path)
     return written
+
+
+def label_swaps(model, sets: list, labels: list[int], seed: int = 0) -> list[list]:
+    """Conditional models: each set encoded with its own label, its code decoded with every label:
+    out[c][i] is set i's code decoded as class c (the same code, so the same style, in every class)."""
+    codes = model.encode(sets, labels=labels)
+    return [model.decode(codes, seed=seed, labels=c) for c in range(model.config.num_classes)]
+
+
+def _label_swap_plot(model, sets, labels, path: Path, seed: int, frame) -> Path:
+    """The grid of `label_swaps` for up to 8 test sets: rows the sets, columns the input then each class."""
+    from setae.evaluation.plots import plot_set_grid
+
+    sets, labels = sets[:8], labels[:8]
+    columns = label_swaps(model, sets, labels, seed)
+    word = frame().label_word
+    titles = ["input"] + [f"as {word} {c}" for c in range(len(columns))]
+    title = f"each input's code decoded with every {word} label"
+    return plot_set_grid([sets, *columns], path, title, titles, frame(*columns))
 
 
 def _representation_plots(
