@@ -23,6 +23,7 @@ SMALL = dict(
     decoder_inducing=3,
     decoder_init_dim=4,
     point_sigma=1 / 27,
+    dequantize=0.0,  # the point process's; continuous points
 )
 
 

@@ -42,7 +42,13 @@ FLAG_HELP = {
     "compile": "torch.compile the model (for GPUs)",
     "tensorboard": "also log every record to RUN/tensorboard",
     "encoder": "deepsets, settransformer or rnn",
-    "decoder": "mlp, tspn, rnn, dspn, slot, or strokes (stroke-3 sequences)",
+    "decoder": "mlp, tspn, rnn, dspn, slot, pointprocess (i.i.d. points, exact likelihood), or strokes "
+    "(stroke-3 sequences)",
+    "point_density": "pointprocess: mixture (--decoder-mixtures full-covariance Gaussians) or flow (zuko "
+    "spline flow)",
+    "point_sampling": "pointprocess decoding: quasi (deterministic, Sobol) or random (seeded draws)",
+    "dequantize": "pointprocess: grid spacing h of discrete coordinates in data units, >= 0 (0: continuous); "
+    "default: 1/27 for MNIST pixels and skeletons, 1 for strokes, 0 otherwise",
     "loss": "hungarian, chamfer or sinkhorn",
     "size_head": "categorical or poisson",
     "deepsets_pool": "max, mean or sum",
@@ -264,10 +270,11 @@ def cmd_eval(
 
     from setae.evaluation.digit_cnn import digit_scores, load_digit_cnn
     from setae.evaluation.evaluate import (
-        NATS,
+        bits_per_point,
         dataset_items,
         evaluate,
         importance_weighted_bound,
+        metric_meanings,
         objective_terms,
     )
     from setae.evaluation.representation import representation_metrics
@@ -324,11 +331,13 @@ def cmd_eval(
                 metrics["iwae_sets"] = min(IWAE_SETS, len(sets))
                 same = objective_terms(model, sets[:IWAE_SETS], seed=seed, labels=given)
                 metrics["elbo_iwae_sets"] = same["elbo"]
+                if model.has_exact_likelihood:
+                    metrics["bits_per_point_iwae_64"] = bits_per_point(metrics["iwae_64"], sets[:IWAE_SETS])
     bar.close()
     skipped += metrics.pop("skipped", [])
     if skipped:
         metrics["skipped"] = skipped
-    metrics["nats"] = {key: meaning for key, meaning in NATS.items() if key in metrics}
+    metrics["nats"] = {key: meaning for key, meaning in metric_meanings(model).items() if key in metrics}
     write_json(checkpoint.parent / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     for reason in skipped:

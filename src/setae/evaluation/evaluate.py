@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -34,7 +35,11 @@ def objective_terms(
     - `recon_nll`, `size_nll`, `kl` (VAEs): the training objective's terms;
     - `elbo` (VAEs whose loss is a likelihood, `has_likelihood_bound`): −(recon + size + kl) − the density
       constant, a lower bound on log p(X) in expectation;
-    - `neg_objective` (the others): −(recon + size + kl), the negated objective at β = 1, not a bound."""
+    - `bits_per_point` (VAEs with an exact likelihood, `has_exact_likelihood`): the elbo in bits per point
+      (`bits_per_point`);
+    - `neg_objective` (the others): −(recon + size + kl), the negated objective at β = 1, not a bound.
+
+    `metric_meanings(model)` says what each is for a given model."""
     totals = {"recon": 0.0, "size": 0.0, "kl": 0.0, "constant": 0.0}
     device = next(model.parameters()).device
     was_training = model.training
@@ -56,6 +61,8 @@ def objective_terms(
     total = mean["recon"] + mean["size"] + mean["kl"]
     if model.config.variational and model.has_likelihood_bound:
         out["elbo"] = -(total + mean["constant"])
+        if model.has_exact_likelihood and any(len(s) for s in sets):
+            out["bits_per_point"] = bits_per_point(out["elbo"], sets)
     else:
         out["neg_objective"] = -total
     return out
@@ -76,6 +83,53 @@ NATS = {
     "tighter than elbo_iwae_sets",
     "elbo_iwae_sets": "the elbo on the same sets as iwae_64",
 }
+
+
+def bits_per_point(log_p: float, sets: Sequence[torch.Tensor]) -> float:
+    """A mean per-set bound `log_p` on log p(X) over `sets`, in bits per point: −log_p · |sets| / (Σ_X n_X ·
+    ln 2) (per step of a drawing); use it for `iwae_64` with the sets it was computed on."""
+    return -log_p * len(sets) / (sum(len(s) for s in sets) * math.log(2))
+
+
+def metric_meanings(model: SetAutoencoder) -> dict[str, str]:
+    """What each figure means for `model` (written into metrics.json beside them): NATS, with the terms of
+    the decoders that have an exact likelihood of their own (strokes, pointprocess) said as they are."""
+    c = model.config
+    out = dict(NATS)
+    if c.decoder == "pointprocess":
+        h = c.dequantize or 0.0
+        discrete = (
+            f"dequantised (cells of width h = {h:.4g} per coordinate, U(−h/2, h/2) noise per point, also "
+            "averaged over): a bound on the log-probability of the discrete set, n·d·log h included"
+            if h
+            else "not dequantised: a density of sets in the data's units"
+        )
+        out.update(
+            recon_nll="−Σ_i log f(x_i | z) − log n!: the point density's exact negative log-likelihood"
+            + (" of the dequantised points" if h else "")
+            + ", in the model's units, without the density constant",
+            size_nll="−log p(n | z) with the true size, exact (the size head)",
+            elbo="lower bound on log p(X) (in expectation over the one posterior sample) of the point "
+            f"process p(X | z) = p(n | z) n! Π_i f(x_i | z), an exact likelihood; {discrete}",
+            iwae_64="the elbo's bound with 64 importance samples"
+            + (" (fresh noise with each)" if h else "")
+            + ", on the first iwae_sets test sets; tighter than elbo_iwae_sets",
+        )
+    elif c.decoder == "strokes":
+        out.update(
+            recon_nll="−Σ_t [log p(Δ_t) + log P(pen_t | not end)]: the decoder's exact negative "
+            "log-likelihood of the steps (offsets as a density, not dequantised)",
+            size_nll="−log P(length | z): the decoder's stop model, exact",
+            elbo="lower bound on log p(S) (in expectation over the one posterior sample) of the stroke "
+            "sequence, an exact likelihood; offsets as a density in the data's units",
+        )
+    if model.has_exact_likelihood:
+        unit = "step" if c.decoder == "strokes" else "point"
+        out.update(
+            bits_per_point=f"−elbo / (mean set size · ln 2): the elbo's bound in bits per {unit}",
+            bits_per_point_iwae_64=f"−iwae_64 in bits per {unit} of the iwae_sets sets",
+        )
+    return out
 
 
 @torch.no_grad()

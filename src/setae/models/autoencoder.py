@@ -21,6 +21,10 @@ Objective, per set X of n points in R^d, in nats:
     kl(X)    = KL(q(z | X) ‖ N(0, I))            variational models only
 
 and training minimises mean(recon + size + β·kl), so β = 1 gives the negative ELBO.
+
+Decoders with a likelihood of their own (`LIKELIHOOD_DECODERS`: the stroke decoder, the point process) give
+recon + size = −log p(X | z) exactly instead; the point process's recon is −Σ_i log f(x_i | z) − log n!
+(setae.nn.decoders.point_process), on points dequantised by uniform noise when `dequantize` > 0.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from torch import nn
 from setae.datasets.batch import SetBatch, as_point_sets
 from setae.errors import SetaeError
 from setae.fileio import write_bytes, write_json
-from setae.models.config import LOSSES, ModelConfig, build_decoder, build_encoder
+from setae.models.config import LIKELIHOOD_DECODERS, LOSSES, ModelConfig, build_decoder, build_encoder
 from setae.models.fitted_prior import FittedPrior
 from setae.nn.decoders import DSPNDecoder
 from setae.nn.normalization import BatchStandardize
@@ -87,6 +91,16 @@ class SetAutoencoder(nn.Module):
         self.point_mean.copy_(mean)
         self.point_std.copy_(std.clamp(min=1e-6))
 
+    def set_point_moments(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """The training points' per-dimension mean and std [D], in data units: the standardisation of points
+        when config.normalize (`set_normalization`), and the point-process decoder's frame, in the model's
+        units (so the identity when normalising)."""
+        if self.config.normalize:
+            self.set_normalization(mean, std)
+            mean, std = torch.zeros_like(mean), torch.ones_like(std)
+        if self.config.decoder == "pointprocess":
+            self.decoder.set_frame(mean, std)
+
     def _checked_labels(self, labels: torch.Tensor) -> torch.Tensor:
         bad = (labels < 0) | (labels >= self.config.num_classes)
         if bool(bad.any()):
@@ -112,6 +126,18 @@ class SetAutoencoder(nn.Module):
         return SetBatch(
             (batch.points + noise).masked_fill(mask[..., None], 0.0), mask, (~mask).sum(1), batch.labels
         )
+
+    def _dequantize(self, batch: SetBatch) -> SetBatch:
+        """The point process's targets: each point plus u ~ U(−h/2, h/2)^d, h = config.dequantize, in data
+        units, drawn from the global RNG (`density_constant` accounts for the cells' volume h^d)."""
+        h = self.config.dequantize
+        noise = h * (torch.rand_like(batch.points) - 0.5)
+        points = (batch.points + noise).masked_fill(batch.padding_mask[..., None], 0.0)
+        return SetBatch(points, batch.padding_mask, batch.sizes, batch.labels)
+
+    @property
+    def _dequantizes(self) -> bool:
+        return self.config.decoder == "pointprocess" and bool(self.config.dequantize)
 
     def _normalize(self, batch: SetBatch) -> SetBatch:
         if not self.config.normalize:
@@ -158,18 +184,21 @@ class SetAutoencoder(nn.Module):
     def forward(self, batch: SetBatch, loss: str | None = None) -> dict[str, torch.Tensor]:
         """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`; and `distance`, the set loss
         (in normalised units when config.normalize). A denoising model encodes a corrupted copy in
-        training. `loss` names a set loss to use instead of config.loss (a warm-up)."""
+        training. `loss` names a set loss to use instead of config.loss (a warm-up). With `dequantize` > 0 the
+        point process scores dequantised points (`_dequantize`, in training and eval alike, so evaluation
+        estimates the bound on the grid cells' probability) while the encoder reads the clean set."""
         c = self.config
         denoising = self.training and (c.corrupt_drop > 0 or c.corrupt_jitter > 0)
         source = self._normalize(self._corrupt(batch)) if denoising else None
-        batch = self._normalize(batch)
+        raw, batch = batch, self._normalize(batch)
         mean, log_var = self._posterior(source or batch)
         if log_var is None:
             z, kl = mean, torch.zeros_like(mean[:, 0])
         else:
             z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
             kl = 0.5 * (mean.pow(2) + log_var.exp() - log_var - 1.0).sum(1)
-        return {**self._negative_log_likelihood(batch, z, loss), "kl": kl}
+        target = self._normalize(self._dequantize(raw)) if self._dequantizes else batch  # after z, as in IWAE
+        return {**self._negative_log_likelihood(target, z, loss), "kl": kl}
 
     def _negative_log_likelihood(
         self, batch: SetBatch, z: torch.Tensor, loss: str | None = None
@@ -179,10 +208,11 @@ class SetAutoencoder(nn.Module):
         In training, an iterative decoder's earlier estimates are supervised too: `recon` is then the mean
         over its steps (DSPN's deep supervision) plus, for DSPN, its weighted `representation_loss`, and
         `size` includes the decoder's `auxiliary_nll` (DSPN's presence); in eval mode both are the final
-        set's −log p alone."""
-        if self.config.decoder == "strokes":  # an autoregressive likelihood of its own
-            return self.decoder.nll(self._decoder_input(z, batch.labels), batch)
+        set's −log p alone. Decoders with a likelihood of their own (LIKELIHOOD_DECODERS) return theirs,
+        exact (`loss` does not apply)."""
         decoder_input = self._decoder_input(z, batch.labels)
+        if self.config.decoder in LIKELIHOOD_DECODERS:
+            return self.decoder.nll(decoder_input, batch)
         out = self.decoder(decoder_input, batch.sizes)
         loss_fn, count = LOSSES[loss or self.config.loss]
 
@@ -207,9 +237,16 @@ class SetAutoencoder(nn.Module):
     @property
     def has_likelihood_bound(self) -> bool:
         """Whether recon + size + `density_constant` bounds −log p(X | z) from above: true for a one-to-one
-        matching loss (Hungarian, or Sinkhorn, whose value is at least the matching's) and for the stroke
-        decoder's own likelihood; Chamfer is not a likelihood."""
-        return self.config.decoder == "strokes" or self.config.loss in ("hungarian", "sinkhorn")
+        matching loss (Hungarian, or Sinkhorn, whose value is at least the matching's) and for the decoders
+        with a likelihood of their own (`has_exact_likelihood`); Chamfer is not a likelihood."""
+        return self.has_exact_likelihood or self.config.loss in ("hungarian", "sinkhorn")
+
+    @property
+    def has_exact_likelihood(self) -> bool:
+        """Whether recon + size + `density_constant` is −log p(X | z) itself (the stroke decoder and the
+        point process; for a dequantised point process, its expectation over the noise bounds the grid
+        cells' −log P(X | z)), not a matching's bound."""
+        return self.config.decoder in LIKELIHOOD_DECODERS
 
     def density_constant(self, sizes: torch.Tensor) -> torch.Tensor:
         """[B] nats that turn recon into a negative log density for sets of `sizes` [B]: the Gaussian point
@@ -220,11 +257,25 @@ class SetAutoencoder(nn.Module):
             −log p(X | z) ≤ recon + size + density_constant,   recon = Σ_i |x_i − y_π*(i)|² / (2σ²),
 
         π* the optimal matching: the sum over π is at least its largest term. (No k! appears: it is the
-        number of orderings, already summed over.) The stroke decoder's likelihood is complete: 0."""
+        number of orderings, already summed over.) The stroke decoder's likelihood is complete: 0.
+
+        The point process's f is a normalised density, so it has no Gaussian normaliser: its constant is the
+        Jacobian, plus −n·d·log h when dequantised with cell width h = config.dequantize. Each point's grid
+        cell C(x) of volume h^d has probability P(x) = ∫_C f = h^d E_u[f(x + u)] ≥ h^d exp E_u[log f(x + u)]
+        (Jensen), u ~ U(−h/2, h/2)^d, so with the recon of the dequantised points,
+
+            −log P(X | z) ≤ E_u[recon + size] + n·Σ_d log s_d − n·d·log h,
+
+        and the reported ELBO / IWAE bound the probability of the discrete sets, not a density."""
         c = self.config
         if c.decoder == "strokes":
             return torch.zeros_like(sizes, dtype=torch.float32)
-        per_point = 0.5 * c.point_dim * math.log(2 * math.pi * c.point_sigma**2)
+        per_point = 0.0
+        if c.decoder == "pointprocess":
+            if c.dequantize:
+                per_point -= c.point_dim * math.log(c.dequantize)
+        else:
+            per_point += 0.5 * c.point_dim * math.log(2 * math.pi * c.point_sigma**2)
         if c.normalize:
             per_point += float(self.point_std.log().sum())
         return sizes.to(torch.float32) * per_point
@@ -236,21 +287,25 @@ class SetAutoencoder(nn.Module):
             log p(X) ≥ log (1/K) Σ_k p(X | z_k) p(z_k) / q(z_k | X),   z_k ~ q(z | X),
 
         with −log p(X | z) bounded by recon + size + density_constant (`density_constant`); K = 1 gives the
-        ELBO in expectation, larger K a tighter bound. Only models with `has_likelihood_bound`.
+        ELBO in expectation, larger K a tighter bound. Only models with `has_likelihood_bound`. A dequantised
+        point process draws fresh noise u_k with each z_k: importance sampling of (z, u) from q(z | X) U(u), a
+        bound on the grid cells' log P(X) (`density_constant`).
         """
         if not self.config.variational or not self.has_likelihood_bound:
             raise SetaeError(
-                "importance_bound() needs a variational model with a likelihood (Hungarian or Sinkhorn loss)"
+                "importance_bound() needs a variational model with a likelihood (Hungarian or Sinkhorn loss, "
+                "or the strokes or pointprocess decoder)"
             )
         constant = self.density_constant(batch.sizes).to(batch.points.device)
-        batch = self._normalize(batch)
+        raw, batch = batch, self._normalize(batch)
         mean, log_var = self._posterior(batch)
         std = (0.5 * log_var).exp()
         prior, posterior = torch.distributions.Normal(0.0, 1.0), torch.distributions.Normal(mean, std)
         log_weights = []
         for _ in range(num_samples):
             z = mean + std * torch.randn_like(mean)
-            nll = self._negative_log_likelihood(batch, z)
+            target = self._normalize(self._dequantize(raw)) if self._dequantizes else batch
+            nll = self._negative_log_likelihood(target, z)
             log_weights.append(
                 -(nll["recon"] + nll["size"]) + prior.log_prob(z).sum(1) - posterior.log_prob(z).sum(1)
             )

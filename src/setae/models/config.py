@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from torch import nn
 
 from setae.errors import SetaeError
-from setae.nn.decoders import DSPNDecoder, MLPDecoder, RNNDecoder, SlotDecoder, TSPNDecoder
+from setae.nn.decoders import (
+    DSPNDecoder,
+    MLPDecoder,
+    PointProcessDecoder,
+    RNNDecoder,
+    SlotDecoder,
+    TSPNDecoder,
+)
+from setae.nn.decoders.point_process import DENSITIES, SAMPLINGS
 from setae.nn.encoders import ORDERS, DeepSets, RNNEncoder, SetTransformer
 from setae.nn.losses import chamfer_loss, hungarian_loss, sinkhorn_loss
 from setae.nn.sequence import StrokeDecoder
@@ -21,7 +29,9 @@ LOSSES = {
     "sinkhorn": (sinkhorn_loss, 1.0),
 }
 ENCODERS = ("settransformer", "deepsets", "rnn")
-DECODERS = ("tspn", "mlp", "rnn", "dspn", "slot", "strokes")
+DECODERS = ("tspn", "mlp", "rnn", "dspn", "slot", "strokes", "pointprocess")
+# Decoders with a likelihood of their own, `decoder.nll(z, batch)` -> recon + size = −log p(X | z) exactly.
+LIKELIHOOD_DECODERS = ("strokes", "pointprocess")
 
 
 @dataclass
@@ -51,17 +61,25 @@ class ModelConfig:
     encoder_order: str = "raster"  # rnn: raster (sorted) or input order
     encoder_shuffle: bool = False  # rnn: read sets in a random order at training time
     encoder_bidirectional: bool = False  # rnn
-    decoder: str = "mlp"  # mlp, tspn, rnn, dspn, slot; strokes (sequences, setae.nn.sequence)
+    decoder: str = "mlp"  # mlp, tspn, rnn, dspn, slot, pointprocess; strokes (sequences, setae.nn.sequence)
     decoder_dim: int = 64
-    decoder_layers: int = 3  # tspn: attention layers; slot: iterations; rnn/mlp: layers; dspn: layers of ρ
+    # tspn: attention layers; slot: iterations; rnn/mlp: layers; dspn: layers of ρ; pointprocess: the mixture
+    # MLP's hidden layers (width 4·decoder_dim) or the flow's transforms (hyper-networks of width decoder_dim)
+    decoder_layers: int = 3
     decoder_heads: int = 4
     decoder_inducing: int = 16  # tspn: ISAB inducing points (0 for SAB); slot: tokens of z
     decoder_init_dim: int = 16
     decoder_steps: int = 10  # dspn: inner gradient steps
     decoder_inner_lr: float = 25.0  # dspn: inner learning rate (per set)
-    size_head: str = "categorical"  # tspn, slot, dspn: categorical or poisson
-    decoder_mixtures: int = 20  # strokes: Gaussian mixture components per offset
+    size_head: str = "categorical"  # tspn, slot, dspn, pointprocess: categorical or poisson
+    decoder_mixtures: int = 20  # Gaussian mixture components: strokes, per offset; pointprocess (mixture)
     decoder_temperature: float = 0.5  # strokes: sampling temperature when decoding (0: greedy)
+    point_density: str = "mixture"  # pointprocess: f(x | z), mixture (full-covariance Gaussians) or flow
+    point_sampling: str = "quasi"  # pointprocess decode: quasi (deterministic, Sobol) or random (seeded)
+    # pointprocess: the grid spacing h of discrete coordinates in data units (points get U(−h/2, h/2) noise,
+    # and bounds are on the probability of the grid cells); 0: continuous data; None: from the data (MNIST
+    # pixels and skeletons 1/27, strokes 1, otherwise 0)
+    dequantize: float | None = None
     loss: str = "hungarian"
     point_sigma: float | None = None  # None: the data's median nearest-neighbour distance (MNIST: 1 / 27)
     normalize: bool | None = None  # standardise points per dimension; None: for your own data, not MNIST
@@ -76,6 +94,8 @@ class ModelConfig:
             ("loss", self.loss, tuple(LOSSES)),
             ("size_head", self.size_head, tuple(SIZE_HEADS)),
             ("encoder_order", self.encoder_order, ORDERS),
+            ("point_density", self.point_density, DENSITIES),
+            ("point_sampling", self.point_sampling, SAMPLINGS),
         ):
             if value not in allowed:
                 raise SetaeError(f"config: {name}={value!r} is not one of {', '.join(allowed)}")
@@ -87,6 +107,13 @@ class ModelConfig:
                 f"config: point_sigma must be > 0, got {self.point_sigma} "
                 "(leave it out to derive it from the data)"
             )
+        if self.dequantize is not None and not 0 <= self.dequantize < float("inf"):
+            raise SetaeError(
+                f"config: dequantize must be >= 0 (0: continuous data), got {self.dequantize} "
+                "(leave it out to derive it from the data)"
+            )
+        if self.decoder_mixtures < 1:
+            raise SetaeError(f"config: decoder_mixtures must be >= 1, got {self.decoder_mixtures}")
         if self.decoder == "strokes" and self.point_dim != 3:
             raise SetaeError(
                 f"config: decoder='strokes' reads stroke-3 steps (point_dim=3), not {self.point_dim}"
@@ -103,8 +130,10 @@ class ModelConfig:
                 raise SetaeError(f"config: {name} must be >= 0, got {getattr(self, name)}")
 
     def unresolved(self) -> list[str]:
-        """Names of the fields a model cannot be built without that are still None (normalize=None is off)."""
-        return [name for name in ("max_size", "point_sigma") if getattr(self, name) is None]
+        """Names of the fields a model cannot be built without that are still None (normalize=None is off;
+        dequantize is needed by the point-process decoder only)."""
+        needed = ("max_size", "point_sigma") + (("dequantize",) if self.decoder == "pointprocess" else ())
+        return [name for name in needed if getattr(self, name) is None]
 
 
 def build_encoder(c: ModelConfig) -> nn.Module:
@@ -134,6 +163,18 @@ def build_decoder(c: ModelConfig) -> nn.Module:
         )
     if c.decoder == "strokes":
         return StrokeDecoder(latent, hidden=c.decoder_dim, num_components=c.decoder_mixtures)
+    if c.decoder == "pointprocess":
+        return PointProcessDecoder(
+            latent,
+            d,
+            n,
+            c.point_density,
+            c.decoder_mixtures,
+            c.decoder_dim,
+            c.decoder_layers,
+            c.size_head,
+            c.point_sampling,
+        )
     if c.decoder == "slot":
         return SlotDecoder(
             latent, d, n, c.decoder_dim, c.decoder_inducing, c.decoder_layers, c.decoder_init_dim, c.size_head

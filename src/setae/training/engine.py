@@ -173,9 +173,9 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         train_set.batch(batch_indices(len(train_set), calibration_size, t.seed + 1, k)) for k in range(16)
     ]
     model = SetAutoencoder(config.model)
-    if config.model.normalize and checkpoint is None:
+    if checkpoint is None and (config.model.normalize or config.model.decoder == "pointprocess"):
         moments = train_set.point_moments(len(train_set))
-        model.set_normalization(*(torch.from_numpy(m).float() for m in moments))
+        model.set_point_moments(*(torch.from_numpy(m).float() for m in moments))
     model = model.to(device)
     if t.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9)
