@@ -41,6 +41,9 @@ FLAG_HELP = {
     "latent_scale_learned": "learn the code scale γ per dimension (from --latent-scale)",
     "compile": "torch.compile the model (for GPUs)",
     "tensorboard": "also log every record to RUN/tensorboard",
+    "adversary": "none, or label: a classifier trained to read the label from the code, against the "
+    "encoder (gradient reversal), so the code keeps the style and not the class",
+    "adversary_weight": "λ >= 0: the encoder maximises λ times the adversary's cross entropy",
     "encoder": "deepsets, settransformer or rnn",
     "decoder": "mlp, tspn, rnn, dspn, slot, pointprocess (i.i.d. points, exact likelihood), or strokes "
     "(stroke-3 sequences)",

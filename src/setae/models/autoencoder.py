@@ -20,7 +20,10 @@ Objective, per set X of n points in R^d, in nats:
     size(X)  = −log p(n | z)                    the decoder's size model
     kl(X)    = KL(q(z | X) ‖ N(0, I))            variational models only
 
-and training minimises mean(recon + size + β·kl), so β = 1 gives the negative ELBO.
+and training minimises mean(recon + size + β·kl), so β = 1 gives the negative ELBO. With
+`adversary="label"`, a classifier's cross entropy of the label given the code (posterior mean) joins it,
+its gradient reversed at the code (setae.nn.adversary): the code is trained to hide the label, which a
+conditional decoder is given, so z keeps the style.
 
 Decoders with a likelihood of their own (`LIKELIHOOD_DECODERS`: the stroke decoder, the point process) give
 recon + size = −log p(X | z) exactly instead; the point process's recon is −Σ_i log f(x_i | z) − log n!
@@ -43,6 +46,7 @@ from setae.errors import SetaeError
 from setae.fileio import write_bytes, write_json
 from setae.models.config import LIKELIHOOD_DECODERS, LOSSES, ModelConfig, build_decoder, build_encoder
 from setae.models.fitted_prior import FittedPrior
+from setae.nn.adversary import LabelAdversary
 from setae.nn.decoders import DSPNDecoder
 from setae.nn.normalization import BatchStandardize
 from setae.versions import versions
@@ -81,6 +85,8 @@ class SetAutoencoder(nn.Module):
         if config.variational and config.prior_components > 0:
             self.fitted_prior = FittedPrior(config.latent_dim, config.prior_components)
         self.decoder = build_decoder(config)
+        if config.adversary == "label":
+            self.adversary = LabelAdversary(config.latent_dim, config.num_classes, config.adversary_weight)
         # Per-dimension standardisation of points (config.normalize), set from the training data; outputs are
         # mapped back, so users see their own units.
         self.register_buffer("point_mean", torch.zeros(config.point_dim))
@@ -104,8 +110,9 @@ class SetAutoencoder(nn.Module):
     def _checked_labels(self, labels: torch.Tensor) -> torch.Tensor:
         bad = (labels < 0) | (labels >= self.config.num_classes)
         if bool(bad.any()):
+            who = "conditional model" if self.config.conditional else "label adversary"
             raise SetaeError(
-                f"conditional model: set {int(bad.nonzero()[0, 0])} has label {int(labels[bad][0])}; "
+                f"{who}: set {int(bad.nonzero()[0, 0])} has label {int(labels[bad][0])}; "
                 f"every set needs a label in 0..{self.config.num_classes - 1}"
             )
         return labels
@@ -182,7 +189,8 @@ class SetAutoencoder(nn.Module):
         self.train(was_training)
 
     def forward(self, batch: SetBatch, loss: str | None = None) -> dict[str, torch.Tensor]:
-        """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`; and `distance`, the set loss
+        """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`, with an adversary its cross
+        entropy `adversary` (to be added to the loss: the reversal is inside); and `distance`, the set loss
         (in normalised units when config.normalize). A denoising model encodes a corrupted copy in
         training. `loss` names a set loss to use instead of config.loss (a warm-up). With `dequantize` > 0 the
         point process scores dequantised points (`_dequantize`, in training and eval alike, so evaluation
@@ -198,7 +206,10 @@ class SetAutoencoder(nn.Module):
             z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
             kl = 0.5 * (mean.pow(2) + log_var.exp() - log_var - 1.0).sum(1)
         target = self._normalize(self._dequantize(raw)) if self._dequantizes else batch  # after z, as in IWAE
-        return {**self._negative_log_likelihood(target, z, loss), "kl": kl}
+        terms = {**self._negative_log_likelihood(target, z, loss), "kl": kl}
+        if c.adversary == "label":
+            terms["adversary"] = self.adversary(mean, self._checked_labels(batch.labels))
+        return terms
 
     def _negative_log_likelihood(
         self, batch: SetBatch, z: torch.Tensor, loss: str | None = None

@@ -29,6 +29,7 @@ LOSSES = {
     "sinkhorn": (sinkhorn_loss, 1.0),
 }
 ENCODERS = ("settransformer", "deepsets", "rnn")
+ADVERSARIES = ("none", "label")
 DECODERS = ("tspn", "mlp", "rnn", "dspn", "slot", "strokes", "pointprocess")
 # Decoders with a likelihood of their own, `decoder.nll(z, batch)` -> recon + size = −log p(X | z) exactly.
 LIKELIHOOD_DECODERS = ("strokes", "pointprocess")
@@ -86,6 +87,8 @@ class ModelConfig:
     latent_scale: float = 1.0  # γ: the standardised code (posterior mean) is multiplied by it
     latent_scale_learned: bool = True  # γ per dimension, learned from `latent_scale`
     prior_components: int = 50  # VAE: components of the Gaussian mixture fitted to the training codes
+    adversary: str = "none"  # none, or label: an adversary reads the label from the code (setae.nn.adversary)
+    adversary_weight: float = 1.0  # λ: the encoder maximises λ times the adversary's cross entropy
 
     def validate(self) -> None:
         for name, value, allowed in (
@@ -96,6 +99,7 @@ class ModelConfig:
             ("encoder_order", self.encoder_order, ORDERS),
             ("point_density", self.point_density, DENSITIES),
             ("point_sampling", self.point_sampling, SAMPLINGS),
+            ("adversary", self.adversary, ADVERSARIES),
         ):
             if value not in allowed:
                 raise SetaeError(f"config: {name}={value!r} is not one of {', '.join(allowed)}")
@@ -112,6 +116,8 @@ class ModelConfig:
                 f"config: dequantize must be >= 0 (0: continuous data), got {self.dequantize} "
                 "(leave it out to derive it from the data)"
             )
+        if not self.adversary_weight >= 0:
+            raise SetaeError(f"config: adversary_weight must be >= 0, got {self.adversary_weight}")
         if self.decoder_mixtures < 1:
             raise SetaeError(f"config: decoder_mixtures must be >= 1, got {self.decoder_mixtures}")
         if self.decoder == "strokes" and self.point_dim != 3:
