@@ -422,3 +422,47 @@ def test_checkpoint_round_trip(tmp_path, density):
         torch.testing.assert_close(a[key], b[key])
     z = m.encode(sets)
     assert all(torch.equal(x, y) for x, y in zip(m.decode(z), loaded.decode(z), strict=True))
+
+
+def test_a_matching_model_scored_dequantised_adds_the_noise_and_the_cell_volume():
+    """`dequantized(h)` on a Hungarian model trained without it: the constant gains −n·d·log h, and the
+    target gets U(−h/2, h/2)^d noise, which raises the squared error by d·h²/12 (E|x + u − y|² = |x − y|² +
+    d·h²/12; one point, so no matching to change), i.e. d·h²/(24σ²) nats."""
+    h, sigma = 1.0, 1.0
+    m = SetAutoencoder(
+        ModelConfig(max_size=8, point_sigma=sigma, variational=False, decoder="mlp", loss="hungarian")
+    ).eval()
+    batch = SetBatch.from_sets([torch.tensor([[0.3, 0.8]])] * 8000)
+    sizes = batch.sizes
+    with torch.no_grad():
+        clean = float(m(batch)["recon"][0])
+        plain = m.density_constant(sizes)
+        with m.dequantized(h), seeded(0):
+            noisy = m(batch)["recon"]
+            torch.testing.assert_close(m.density_constant(sizes) - plain, -sizes * 2 * math.log(h) + 0.0)
+            constant = m.density_constant(torch.tensor([3]))
+    assert m.config.dequantize is None, "restored after the block"
+    assert noisy.std() > 0.01, "fresh noise per set"
+    assert abs(float(noisy.mean()) - clean - 2 * h**2 / (24 * sigma**2)) < 0.01
+    big = 0.25  # the constant scales with log h: −n·d·log h
+    with m.dequantized(big):
+        torch.testing.assert_close(
+            m.density_constant(torch.tensor([3])) - constant, torch.tensor([-3 * 2 * math.log(big)])
+        )
+
+
+def test_eval_gives_matching_models_discrete_bounds_on_grid_data():
+    from setae.cli import _likelihood_metrics
+
+    m = SetAutoencoder(ModelConfig(max_size=16, point_sigma=1 / 27, latent_dim=4, decoder="mlp")).eval()
+    sets = grid_sets(8, seed=1)
+    plain = _likelihood_metrics(m, sets, None, 0, grid=None)
+    assert set(plain) == {"iwae_sets", "iwae_64", "elbo_iwae_sets"}
+    out = _likelihood_metrics(m, sets, None, 0, grid=1 / 27)
+    assert {"iwae_64_discrete", "elbo_iwae_sets_discrete", "bits_per_point_iwae_64_discrete"} <= set(out)
+    points = sum(len(s) for s in sets) / len(sets)
+    # log P(cells) = log p(X + u) + n·d·log h: −n·d·log 27 ≈ −41 nats here, ± the noise's (an untrained
+    # model's large errors make u's cross term a few nats per set); a density of points is not a probability
+    shift = out["elbo_iwae_sets_discrete"] - out["elbo_iwae_sets"]
+    assert -1.5 * points * 2 * math.log(27) < shift < -0.5 * points * 2 * math.log(27)
+    assert out["bits_per_point_iwae_64_discrete"] > 0, "a probability: log P ≤ 0"

@@ -50,8 +50,9 @@ FLAG_HELP = {
     "point_density": "pointprocess: mixture (--decoder-mixtures full-covariance Gaussians) or flow (zuko "
     "spline flow)",
     "point_sampling": "pointprocess decoding: quasi (deterministic, Sobol) or random (seeded draws)",
-    "dequantize": "pointprocess: grid spacing h of discrete coordinates in data units, >= 0 (0: continuous); "
-    "default: 1/27 for MNIST pixels and skeletons, 1 for strokes, 0 otherwise",
+    "dequantize": "grid spacing h of discrete coordinates in data units, >= 0 (0: continuous), for the "
+    "likelihood (points + U(−h/2, h/2) noise); default: for pointprocess 1/27 on MNIST pixels and skeletons, "
+    "1 on strokes, else 0; for other decoders 0",
     "loss": "hungarian, chamfer or sinkhorn",
     "size_head": "categorical or poisson",
     "deepsets_pool": "max, mean or sum",
@@ -272,18 +273,17 @@ def cmd_eval(
     from tqdm.auto import tqdm
 
     from setae.evaluation.digit_cnn import digit_scores, load_digit_cnn
-    from setae.evaluation.evaluate import (
-        bits_per_point,
-        dataset_items,
-        evaluate,
-        importance_weighted_bound,
-        metric_meanings,
-        objective_terms,
-    )
+    from setae.evaluation.evaluate import dataset_items, evaluate, metric_meanings
     from setae.evaluation.representation import representation_metrics
     from setae.fileio import write_json
     from setae.training.checkpoint import load_checkpoint
-    from setae.training.data import make_datasets, make_test_set, ospa_cutoff_of, test_split_name
+    from setae.training.data import (
+        GRID_SPACING,
+        make_datasets,
+        make_test_set,
+        ospa_cutoff_of,
+        test_split_name,
+    )
 
     model, config, meta, checkpoint = load_checkpoint(run, device)
     phases = ["reconstruct"] + (["codes", "samples"] if representation else [])
@@ -328,14 +328,8 @@ def cmd_eval(
         if config.model.variational:
             metrics.update(_sample_metrics(model, sets, labels, gen_samples, seed, classifier))
             if model.has_likelihood_bound:
-                metrics["iwae_64"] = importance_weighted_bound(
-                    model, sets[:IWAE_SETS], num_samples=64, seed=seed, labels=given
-                )
-                metrics["iwae_sets"] = min(IWAE_SETS, len(sets))
-                same = objective_terms(model, sets[:IWAE_SETS], seed=seed, labels=given)
-                metrics["elbo_iwae_sets"] = same["elbo"]
-                if model.has_exact_likelihood:
-                    metrics["bits_per_point_iwae_64"] = bits_per_point(metrics["iwae_64"], sets[:IWAE_SETS])
+                grid = GRID_SPACING.get(config.train.data) if data is None else None
+                metrics.update(_likelihood_metrics(model, sets[:IWAE_SETS], given, seed, grid))
     bar.close()
     skipped += metrics.pop("skipped", [])
     if skipped:
@@ -346,6 +340,27 @@ def cmd_eval(
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
     return metrics
+
+
+def _likelihood_metrics(model, sets: list, labels, seed: int, grid: float | None) -> dict:
+    """The 64-sample importance-weighted bound and the elbo on the same `sets`; for a model trained on grid
+    points (cell width `grid`) without dequantisation, both also as bounds on the discrete sets' probability
+    (`_discrete`, with `SetAutoencoder.dequantized`), in nats and bits per point, as a dequantised model's."""
+    from setae.evaluation.evaluate import bits_per_point, importance_weighted_bound, objective_terms
+
+    def bounds(suffix: str) -> dict:
+        iwae = importance_weighted_bound(model, sets, num_samples=64, seed=seed, labels=labels)
+        elbo = objective_terms(model, sets, seed=seed, labels=labels)["elbo"]
+        out = {f"iwae_64{suffix}": iwae, f"elbo_iwae_sets{suffix}": elbo}
+        if model.has_exact_likelihood or suffix:
+            out[f"bits_per_point_iwae_64{suffix}"] = bits_per_point(iwae, sets)
+        return out
+
+    out = {"iwae_sets": len(sets), **bounds("")}
+    if grid and not model.config.dequantize and model.config.decoder != "strokes":
+        with model.dequantized(grid):
+            out.update(bounds("_discrete"))
+    return out
 
 
 def _sample_metrics(model, sets, labels, gen_samples: int, seed: int, classifier) -> dict:

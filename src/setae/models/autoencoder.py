@@ -32,6 +32,7 @@ recon + size = −log p(X | z) exactly instead; the point process's recon is −
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -144,7 +145,23 @@ class SetAutoencoder(nn.Module):
 
     @property
     def _dequantizes(self) -> bool:
-        return self.config.decoder == "pointprocess" and bool(self.config.dequantize)
+        """Whether targets are dequantised: a likelihood model (not the stroke decoder) with dequantize > 0
+        (the point process from training on; any other at evaluation, `dequantized`)."""
+        c = self.config
+        return bool(c.dequantize) and self.has_likelihood_bound and c.decoder != "strokes"
+
+    @contextlib.contextmanager
+    def dequantized(self, cell: float):
+        """Within the block, score dequantised targets with cell width `cell` (data units), so that
+        `density_constant`, `forward` and `importance_bound` give bounds on the probability of the discrete
+        sets: how a model trained on grid points (MNIST pixels) without dequantisation is compared in nats
+        with one trained with it."""
+        saved = self.config.dequantize
+        self.config.dequantize = cell
+        try:
+            yield self
+        finally:
+            self.config.dequantize = saved
 
     def _normalize(self, batch: SetBatch) -> SetBatch:
         if not self.config.normalize:
@@ -271,22 +288,22 @@ class SetAutoencoder(nn.Module):
         number of orderings, already summed over.) The stroke decoder's likelihood is complete: 0.
 
         The point process's f is a normalised density, so it has no Gaussian normaliser: its constant is the
-        Jacobian, plus −n·d·log h when dequantised with cell width h = config.dequantize. Each point's grid
-        cell C(x) of volume h^d has probability P(x) = ∫_C f = h^d E_u[f(x + u)] ≥ h^d exp E_u[log f(x + u)]
-        (Jensen), u ~ U(−h/2, h/2)^d, so with the recon of the dequantised points,
+        Jacobian. Dequantised with cell width h = config.dequantize (`_dequantizes`), every model adds
+        −n·d·log h: the grid cells C(X) of volume h^{nd} have probability P(X) = ∫_C p = h^{nd} E_u[p(X + u)]
+        ≥ h^{nd} exp E_u[log p(X + u)] (Jensen), u ~ U(−h/2, h/2)^{nd}, so with the recon of the dequantised
+        points,
 
-            −log P(X | z) ≤ E_u[recon + size] + n·Σ_d log s_d − n·d·log h,
+            −log P(X | z) ≤ E_u[recon + size + density constant without dequantisation] − n·d·log h,
 
         and the reported ELBO / IWAE bound the probability of the discrete sets, not a density."""
         c = self.config
         if c.decoder == "strokes":
             return torch.zeros_like(sizes, dtype=torch.float32)
         per_point = 0.0
-        if c.decoder == "pointprocess":
-            if c.dequantize:
-                per_point -= c.point_dim * math.log(c.dequantize)
-        else:
+        if c.decoder != "pointprocess":
             per_point += 0.5 * c.point_dim * math.log(2 * math.pi * c.point_sigma**2)
+        if self._dequantizes:
+            per_point -= c.point_dim * math.log(c.dequantize)
         if c.normalize:
             per_point += float(self.point_std.log().sum())
         return sizes.to(torch.float32) * per_point
