@@ -191,6 +191,11 @@ CASES = {
         None,
         "--progress takes no value ('false'): write --progress or --no-progress",
     ),
+    "adversary without labels": (
+        ["train", "--data", "ok.npz", "--adversary", "label", "--run-dir", "r"],
+        None,
+        "ok.npz: the label adversary needs a label in 0..9 for every set; labels range over -1..-1",
+    ),
     "flag: misspelt": (TINY + ["--lerning-rate", "1e-3"], None, "did you mean --learning-rate?"),
     "flag: missing value": (["train", "--steps"], None, "argument --steps: expected one argument"),
     "encode: unknown output format": (

@@ -162,6 +162,13 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         if derived and ctx.is_main:
             print(f"{Path(t.data).name}: {len(full)} sets of {full.dim}-d points; " + ", ".join(derived))
     train_set, val_set = make_datasets(config, full)
+    needs_labels = config.model.conditional or config.model.adversary != "none"
+    if needs_labels and not 0 <= full.labels.min() <= full.labels.max() < config.model.num_classes:
+        who = "a conditional model" if config.model.conditional else "the label adversary"
+        raise SetaeError(
+            f"{t.data}: {who} needs a label in 0..{config.model.num_classes - 1} for every set; labels range "
+            f"over {full.labels.min()}..{full.labels.max()} (-1: none; set --num-classes)"
+        )
     val_sets, val_labels = dataset_items(val_set, t.eval_sets)
     if t.batch_size * ctx.world_size > len(train_set):
         raise SetaeError(
