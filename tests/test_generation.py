@@ -8,17 +8,82 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import chamfer_double_loop, random_sets
+from helpers import random_sets
 from setae.cli import main
 from setae.evaluation.generation import generation_metrics, interpolation_smoothness, pairwise_chamfer
 
 
-def test_pairwise_chamfer_matches_double_loop_including_empty_sets():
-    a = random_sets([3, 0, 7, 1, 40], dim=2, seed=0)
+def chamfer_with_cutoff(x: torch.Tensor, y: torch.Tensor, cutoff: float) -> float:
+    """Chamfer by a double loop over points, with set_metrics' convention for empty sets: 0 when both are
+    empty, cutoff² when exactly one is."""
+    x, y = x.double().tolist(), y.double().tolist()
+    if not x or not y:
+        return 0.0 if not x and not y else cutoff**2
+
+    def sq(p, q):
+        return sum((pi - qi) ** 2 for pi, qi in zip(p, q, strict=True))
+
+    return sum(min(sq(p, q) for q in y) for p in x) / len(x) + sum(min(sq(p, q) for p in x) for q in y) / len(
+        y
+    )
+
+
+@pytest.mark.parametrize("cutoff", [0.1, 0.7])
+def test_pairwise_chamfer_matches_double_loop_with_empty_sets_on_each_side(cutoff):
+    a = random_sets([3, 0, 7, 1, 40, 0], dim=2, seed=0)
     b = random_sets([5, 2, 0, 33], dim=2, seed=1)
-    expected = np.array([[chamfer_double_loop(x.double().numpy(), y.double().numpy()) for y in b] for x in a])
-    np.testing.assert_allclose(pairwise_chamfer(a, b), expected, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(pairwise_chamfer(a), pairwise_chamfer(a, a), rtol=1e-6)
+    expected = np.array([[chamfer_with_cutoff(x, y, cutoff) for y in b] for x in a])
+    assert expected[1, 2] == 0.0 and expected[1, 0] == expected[0, 2] == cutoff**2
+    np.testing.assert_allclose(pairwise_chamfer(a, b, ospa_cutoff=cutoff), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(pairwise_chamfer(b, a, ospa_cutoff=cutoff), expected.T, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        pairwise_chamfer(a, ospa_cutoff=cutoff), pairwise_chamfer(a, a, ospa_cutoff=cutoff), rtol=1e-6
+    )
+
+
+def test_pairwise_chamfer_of_one_list_across_blocks_matches_double_loop():
+    # more sets than a block (BLOCK = 32): sorted by size, the first block holds empty sets only (no points
+    # at all), and empty sets meet the others across block pairs
+    sets = random_sets([0] * 34 + [i % 5 for i in range(15)], dim=2, seed=5)
+    expected = np.array([[chamfer_with_cutoff(x, y, 0.3) for y in sets] for x in sets])
+    np.testing.assert_allclose(pairwise_chamfer(sets, ospa_cutoff=0.3), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_an_empty_sample_does_not_make_mmd_zero():
+    references = random_sets([4, 6, 5], dim=2, seed=6)
+    samples = [torch.zeros(0, 2), *(r + 5.0 for r in references[:2])]  # one empty, two far-off copies
+    metrics = generation_metrics(samples, references, ospa_cutoff=0.1)
+    # each reference's nearest sample is the empty one, at c² = 0.01 (the copies are ~50 away)
+    assert metrics["gen_mmd"] == pytest.approx(0.01)
+    assert metrics["gen_cov"] == pytest.approx(1 / 3)  # all three samples' nearest reference is the first
+    both_empty = generation_metrics([torch.zeros(0, 2)], [torch.zeros(0, 2)], ospa_cutoff=0.1)
+    assert both_empty["gen_mmd"] == 0.0 and both_empty["gen_cov"] == 1.0
+
+
+def points(*xs: float) -> list[torch.Tensor]:
+    """One-point sets at (x, 0): CD between two of them is 2 (x - x')²."""
+    return [torch.tensor([[x, 0.0]]) for x in xs]
+
+
+def test_mmd_and_cov_take_the_min_over_the_right_axis():
+    # CD[r, s] (references r at 1, 50; samples s at 0, 5):  r=1: 2, 32;  r=50: 5000, 4050.
+    metrics = generation_metrics(points(0, 5), points(1, 50))
+    # MMD = mean over references of the min over samples = (2 + 4050) / 2; the other axis would give
+    # (2 + 32) / 2 = 17.
+    assert metrics["gen_mmd"] == pytest.approx(2026.0)
+    # COV: both samples' nearest reference is r=1, so half the references are covered; counting the
+    # samples that are some reference's nearest would give 1.
+    assert metrics["gen_cov"] == 0.5
+
+
+def test_known_answers_with_more_samples_than_references():
+    # samples at 0, 5, 20; references at 1, 50. CD[r, s]: r=1: 2, 32, 722; r=50: 5000, 4050, 1800.
+    metrics = generation_metrics(points(0, 5, 20), points(1, 50))
+    assert metrics["gen_mmd"] == pytest.approx((2 + 1800) / 2)  # wrong axis: (2 + 32 + 722) / 3 = 252
+    assert metrics["gen_cov"] == 0.5  # every sample is nearest r=1; wrong axis: 2/3 (s=0 and s=20)
+    # 1-NNA, leave one out (nearest own-group / other-group CD): s0 50 / 2 wrong, s5 50 / 32 wrong,
+    # s20 450 / 722 right, r1 4802 / 2 wrong, r50 4802 / 1800 wrong: 1 of 5.
+    assert metrics["gen_1nna"] == pytest.approx(0.2)
 
 
 def test_identical_distinct_sets_give_zero_mmd_full_coverage_and_zero_1nna():

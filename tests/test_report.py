@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -81,7 +83,7 @@ def report_3d(tmp_path_factory):
     save_point_sets(folder / "points.npz", sets, labels)
     run = folder / "run"
     args = ["train", "--preset", "tiny", "--steps", "6", "--data", str(folder / "points.npz")]
-    assert main([*args, "--normalize", "true", "--run-dir", str(run), "--no-progress"]) == 0
+    assert main([*args, "--normalize", "--run-dir", str(run), "--no-progress"]) == 0
     cmd_eval(str(run), 40, 0, representation=False)
     cmd_plot(str(run), 4, 0)
     return cmd_report(str(run), baseline=False), sets
@@ -107,6 +109,53 @@ def test_3d_points_in_5_to_15_are_visible_in_the_report(report_3d, tmp_path):
     assert coloured(drawn) > 0.002
 
 
+class Tables(HTMLParser):
+    """The page's <table>s as lists of rows of cells, each cell its list of text pieces (a header cell
+    "chamfer<br><small>lower</small>" gives ["chamfer", "lower"])."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: list[list[list[list[str]]]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th") and self.tables:
+            self.cell = []
+            self.tables[-1][-1].append(self.cell)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None and data.strip():
+            self.cell.append(data.strip())
+
+
+def metrics_rows(page: str) -> dict[str, dict[str, str]]:
+    """The metrics table: {model name: {metric: cell text}}, keyed by the header cells' first text."""
+    parser = Tables()
+    parser.feed(page)
+    assert len(parser.tables) == 1, "one table: the metrics"
+    head, *body = parser.tables[0]
+    keys = [cell[0] for cell in head]
+    assert keys[0] == "model"
+    return {row[0][0]: {k: " ".join(cell) for k, cell in zip(keys[1:], row[1:], strict=True)} for row in body}
+
+
+def test_report_table_shows_the_runs_metrics(report):
+    metrics = json.loads((report.parent / "metrics.json").read_text())
+    rows = metrics_rows(report.read_text())
+    assert len(rows) == 1 and next(iter(rows)).startswith("setae (")  # baseline=False: the run's row only
+    row = next(iter(rows.values()))
+    for key in ("chamfer", "hungarian", "ospa", "size_acc", "size_mae"):  # written to 4 significant digits
+        assert float(row[key]) == pytest.approx(metrics[key], rel=1e-3), key
+
+
 def test_report_embeds_every_picture_and_the_metrics(report):
     page = report.read_text()
     pictures = sorted((report.parent / "plots").glob("*.[pg][ni][gf]"))  # .png and .gif
@@ -117,7 +166,7 @@ def test_report_embeds_every_picture_and_the_metrics(report):
 
     assert Image.open(report.parent / "plots/interpolation.gif").n_frames > 10, "an animation, not a still"
     assert sorted(base64.b64decode(i) for i in images) == sorted(p.read_bytes() for p in pictures)
-    assert "chamfer" in page and "size_mae" in page and '"latent_dim": 8' in html.unescape(page)
+    assert '"latent_dim": 8' in html.unescape(page)  # the config; the metrics: test_report_table_shows_...
     assert "http://" not in page and "https://" not in page, "nothing is fetched from the network"
 
 

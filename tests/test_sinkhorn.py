@@ -3,6 +3,7 @@ gradients (fixed-plan and envelope theorem) and the caller's autograd mode."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -10,9 +11,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog
 
-from helpers import brute_force_matching, gradcheck_inputs, pad, set_pairs, sq_dist_np
+from helpers import gradcheck_inputs, pad, set_pairs, sq_dist_np
 from setae.nn import losses
 from setae.nn.losses import (
     SINKHORN_EPSILON,
@@ -45,17 +45,6 @@ def plan_of(x, y, xm, ym, **kwargs) -> torch.Tensor:
     return sinkhorn_plan(pairwise_sq_dist(x, y), xm, ym, **kwargs)
 
 
-def exact_transport(x: np.ndarray, y: np.ndarray) -> float:
-    """min <P, C> over plans with uniform marginals, by linear programming."""
-    n, m = len(x), len(y)
-    rows = np.kron(np.eye(n), np.ones(m))  # sum_j P_ij = 1/n
-    cols = np.kron(np.ones(n), np.eye(m))  # sum_i P_ij = 1/m
-    bounds = np.concatenate([np.full(n, 1 / n), np.full(m, 1 / m)])
-    result = linprog(sq_dist_np(x, y).ravel(), A_eq=np.vstack([rows, cols]), b_eq=bounds, method="highs")
-    assert result.status == 0
-    return result.fun
-
-
 def close(a: torch.Tensor, b, tol: float = 1e-10) -> None:
     torch.testing.assert_close(a, torch.as_tensor(b, dtype=a.dtype), rtol=tol, atol=tol)
 
@@ -71,26 +60,72 @@ def row_error(plan: torch.Tensor, xm: torch.Tensor) -> torch.Tensor:
     return (plan.sum(2) - uniform(xm, plan.dtype)).abs().sum(1)
 
 
-@settings(max_examples=60, deadline=None)
-@given(pairs=set_pairs(max_size=5), equal=st.booleans())
-def test_value_is_within_epsilon_log_n_of_exact_transport(pairs, equal):
-    # Exact transport OT: the assignment cost (brute force) for equal sizes, else a linear program. The
-    # converged value satisfies OT <= S <= OT + epsilon log min(n, m); a plan whose row sums are off by
-    # delta (L1) is within 2 delta max(C) of a feasible plan, which widens both bounds by that much.
-    pairs = unit(pairs)
-    if equal:
-        pairs = [(x, y[: len(x)]) for x, y in pairs if len(y) >= len(x)] or [(pairs[0][0], pairs[0][0])]
-    x, y, xm, ym = batch(pairs)
-    value = sinkhorn_loss(x, y, xm, ym, reduction="none", iterations=ITERATIONS)
-    errors = row_error(plan_of(x, y, xm, ym, iterations=ITERATIONS), xm)
-    for s, error, (a, b) in zip(value.tolist(), errors.tolist(), pairs, strict=True):
-        if len(a) == 0 or len(b) == 0:
-            assert s == 0.0
-            continue
-        cost = sq_dist_np(a, b)
-        exact = brute_force_matching(cost) / len(a) if len(a) == len(b) else exact_transport(a, b)
-        tol = 2 * error * cost.max() + 1e-9 * max(1.0, cost.max())  # 1e-9: the LP solver's own precision
-        assert exact - tol <= s <= exact + SINKHORN_EPSILON * math.log(min(len(a), len(b))) + tol
+def assignment_values(x: np.ndarray, y: np.ndarray) -> list[float]:
+    """<P, C> of every vertex of the uniform-marginal transport polytope, sorted, by brute force over
+    permutations: X and Y repeated to L = lcm(n, m) points of mass 1/L each, so that (Birkhoff) the
+    vertices are (1/L) sum_i C(x_i, y_pi(i)) over the permutations pi of L. The first is the exact OT."""
+    n, m = len(x), len(y)
+    size = math.lcm(n, m)
+    cost = sq_dist_np(np.repeat(x, size // n, 0), np.repeat(y, size // m, 0))
+    rows = np.arange(size)
+    return sorted(cost[rows, list(p)].sum() / size for p in itertools.permutations(range(size)))
+
+
+def reference_entropic_plan(x: np.ndarray, y: np.ndarray, epsilon: float) -> np.ndarray:
+    """The entropic plan argmin <P, C> + epsilon KL(P | a b^T) under uniform marginals a, b, by textbook
+    Sinkhorn-Knopp scaling P = diag(u) K diag(v), K = exp(-C / epsilon), in float64 (no log domain, no
+    epsilon-scaling, no over-relaxation), run until the row sums hold to 1e-14 (the column sums are exact
+    after each v-update): a plan of this form with both marginals right is the unique minimiser."""
+    a, b = np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y))
+    kernel = np.exp(-sq_dist_np(x, y) / epsilon)
+    u, v = np.ones(len(x)), np.ones(len(y))
+    for _ in range(100_000):
+        u = a / (kernel @ v)
+        v = b / (kernel.T @ u)
+        plan = u[:, None] * kernel * v[None, :]
+        if np.abs(plan.sum(1) - a).sum() < 1e-14:
+            return plan
+    raise AssertionError("the reference Sinkhorn-Knopp did not converge")
+
+
+# Asymmetric layouts (uniform random points) of sizes whose lcm is at most 6, equal and unequal.
+LAYOUTS = [(2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (2, 3), (3, 2), (2, 4), (3, 6), (6, 2), (1, 4), (5, 1)]
+
+
+def layout(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(10 * n + m)
+    return rng.random((n, 2)), rng.random((m, 2))
+
+
+@pytest.mark.parametrize(("n", "m"), LAYOUTS)
+def test_value_is_the_exact_transport_cost_up_to_epsilon_log_n(n, m):
+    # Entropic OT: P_eps is feasible, so OT <= S; and <P_eps, C> + eps KL(P_eps) <= OT + eps KL(P*) with
+    # 0 <= KL(P | a b^T) <= log min(n, m) for any plan with marginals a, b, so S <= OT + eps log min(n, m).
+    # OT and the next-best vertex of the transport polytope come from the brute force; the vertices are
+    # further apart than the bound is wide, so a suboptimal plan or wrong marginals fail.
+    x, y = layout(n, m)
+    values = assignment_values(x, y)
+    exact, width = values[0], SINKHORN_EPSILON * math.log(min(n, m))
+    next_best = next((v for v in values if v > exact + 1e-12), math.inf)
+    assert next_best - exact > 10 * width  # (for min(n, m) = 1 there is a single plan)
+    value = sinkhorn_loss(*batch([(x, y)]), reduction="none", iterations=ITERATIONS).item()
+    assert exact - 1e-12 <= value <= exact + width + 1e-12  # 1e-12: float64 rounding of sums of costs <= 2
+
+
+@pytest.mark.parametrize(("n", "m"), LAYOUTS)
+def test_value_is_the_transport_cost_of_the_exact_entropic_plan(n, m):
+    # At an epsilon as large as the costs the bound above is wide; the value must then be the transport
+    # cost <P, C> of the entropic plan itself (not <P, C> + eps KL, and with marginals 1/n and 1/m).
+    epsilon = 0.05
+    x, y = layout(n, m)
+    plan = reference_entropic_plan(x, y, epsilon)
+    expected = float((plan * sq_dist_np(x, y)).sum())
+    exact = assignment_values(x, y)[0]
+    assert (
+        exact - 1e-12 <= expected <= exact + epsilon * math.log(min(n, m)) + 1e-12
+    )  # the reference obeys it
+    value = sinkhorn_loss(*batch([(x, y)]), reduction="none", epsilon=epsilon, iterations=ITERATIONS)
+    close(value, [expected], 1e-9)
 
 
 @settings(max_examples=60, deadline=None)

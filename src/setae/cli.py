@@ -326,7 +326,9 @@ def cmd_eval(
             skipped.append("probe_acc, kmeans_nmi: the sets have no labels")
         next(phase)
         if config.model.variational:
-            metrics.update(_sample_metrics(model, sets, labels, gen_samples, seed, classifier))
+            metrics.update(
+                _sample_metrics(model, sets, labels, gen_samples, seed, classifier, ospa_cutoff_of(config))
+            )
             if model.has_likelihood_bound:
                 grid = GRID_SPACING.get(config.train.data) if data is None else None
                 metrics.update(_likelihood_metrics(model, sets[:IWAE_SETS], given, seed, grid))
@@ -363,7 +365,9 @@ def _likelihood_metrics(model, sets: list, labels, seed: int, grid: float | None
     return out
 
 
-def _sample_metrics(model, sets, labels, gen_samples: int, seed: int, classifier) -> dict:
+def _sample_metrics(
+    model, sets, labels, gen_samples: int, seed: int, classifier, ospa_cutoff: float = 0.1
+) -> dict:
     """Generation metrics of prior samples, from each prior the model has: the default one (`sample_prior`)
     unsuffixed, N(0, I) with the suffix `_normal` when the default is the fitted mixture. One draw serves
     the set metrics (its first `gen_samples` against as many test sets) and, on MNIST, the digit classifier
@@ -381,7 +385,9 @@ def _sample_metrics(model, sets, labels, gen_samples: int, seed: int, classifier
         samples = model.sample(count, seed=seed, label=requested, prior=prior)
         # interpolation is a property of the decoder, not of the prior: once
         pairs = 0 if suffix else 64
-        scores = vae_metrics(model, sets, samples[: min(gen_samples, len(sets))], pairs, seed=seed)
+        scores = vae_metrics(
+            model, sets, samples[: min(gen_samples, len(sets))], pairs, seed=seed, ospa_cutoff=ospa_cutoff
+        )
         if classifier is not None:
             scores.update(digit_scores(classifier, samples=samples, requested=requested))
         scores["empty_samples"] = sum(len(s) == 0 for s in samples) / len(samples)

@@ -1,5 +1,8 @@
 """Generation metrics for variational set autoencoders, with the Chamfer distance CD as the set distance.
 
+CD follows set_metrics' convention for empty sets: 0 when both are empty and c² (OSPA's cost of an unmatched
+point, c the run's `ospa_cutoff`) when exactly one is, so an empty sample is never "close" to a reference.
+
 Between sample sets S (k of them, decoded from the prior) and reference sets R (test sets):
 
 - MMD  = mean_{r ∈ R} min_{s ∈ S} CD(r, s)               fidelity: every reference is matched closely;
@@ -16,7 +19,7 @@ t = 0..T, and take T² · mean_t CD(X_t, X_{t+1}) / CD(X_0, X_T). CD is a square
 uniform speed (e.g. a one-point set whose point is linear in z) scores 1, and one that jumps in a single step
 scores T.
 
-Caveat: as in `chamfer_loss`, CD is 0 when either set is empty, so an empty sample is "close" to everything.
+Caveat: interpolation smoothness uses `chamfer_loss`'s CD, which is 0 when either set is empty.
 """
 
 from __future__ import annotations
@@ -50,9 +53,14 @@ def _padded_blocks(sets: Sequence[Tensor], fill: float) -> list[tuple[np.ndarray
     return out
 
 
-def _block_chamfer(x: Tensor, nx: Tensor, y: Tensor, ny: Tensor) -> Tensor:
-    """CD [A, B] between padded blocks x [A, n, d] (sizes nx [A]) and y [B, m, d] (sizes ny [B])."""
+def _block_chamfer(x: Tensor, nx: Tensor, y: Tensor, ny: Tensor, cutoff: float) -> Tensor:
+    """CD [A, B] between padded blocks x [A, n, d] (sizes nx [A]) and y [B, m, d] (sizes ny [B]); 0 when
+    both sets are empty and cutoff² when exactly one is."""
     (a, n, _), (b, m, _) = x.shape, y.shape
+    x_empty, y_empty = nx[:, None] == 0, ny[None, :] == 0
+    empty_cost = torch.where(x_empty != y_empty, cutoff**2, 0.0)  # [A, B]
+    if n == 0 or m == 0:  # a block of empty sets only: no points to reduce over
+        return empty_cost
     flat_x, flat_y = x.reshape(a * n, -1), y.reshape(b * m, -1)
     dist = sum((flat_x[:, k, None] - flat_y[None, :, k]).square() for k in range(x.shape[2]))
     dist = dist.view(a, n, b, m)
@@ -60,12 +68,15 @@ def _block_chamfer(x: Tensor, nx: Tensor, y: Tensor, ny: Tensor) -> Tensor:
     y_valid = (torch.arange(m)[None] < ny[:, None]).to(x.dtype)  # [B, m]
     x_term = torch.einsum("anb,an->ab", dist.amin(3), x_valid) / nx.clamp(min=1)[:, None]
     y_term = torch.einsum("abm,bm->ab", dist.amin(1), y_valid) / ny.clamp(min=1)[None, :]
-    return torch.where((nx[:, None] > 0) & (ny[None, :] > 0), x_term + y_term, 0.0)
+    return torch.where(x_empty | y_empty, empty_cost, x_term + y_term)
 
 
-def pairwise_chamfer(a: Sequence[Tensor], b: Sequence[Tensor] | None = None) -> np.ndarray:
+def pairwise_chamfer(
+    a: Sequence[Tensor], b: Sequence[Tensor] | None = None, ospa_cutoff: float = 0.1
+) -> np.ndarray:
     """CD(a_i, b_j) [len(a), len(b)] (b = a when None, computing each symmetric pair once), float32
-    coordinates with exact differences; 0 when either set is empty, as in `chamfer_loss`."""
+    coordinates with exact differences; 0 when both sets are empty and `ospa_cutoff`² when exactly one is,
+    as in `set_metrics.set_distances`."""
     same = b is None
     b = a if same else b
     if len(a) == 0 or len(b) == 0:
@@ -77,7 +88,7 @@ def pairwise_chamfer(a: Sequence[Tensor], b: Sequence[Tensor] | None = None) -> 
             for j, (ib, y, ny) in enumerate(b_blocks):
                 if same and j < i:
                     continue
-                cd = _block_chamfer(x, nx, y, ny).double().numpy()
+                cd = _block_chamfer(x, nx, y, ny, ospa_cutoff).double().numpy()
                 out[np.ix_(ia, ib)] = cd
                 if same:
                     out[np.ix_(ib, ia)] = cd.T
@@ -91,10 +102,13 @@ def paired_chamfer(a: Sequence[Tensor], b: Sequence[Tensor]) -> np.ndarray:
         return chamfer_loss(x.points, y.points, x.padding_mask, y.padding_mask, reduction="none").numpy()
 
 
-def generation_metrics(samples: Sequence[Tensor], references: Sequence[Tensor]) -> dict[str, float]:
-    """`gen_mmd`, `gen_cov` and `gen_1nna` between sample and reference sets (see the module docstring)."""
+def generation_metrics(
+    samples: Sequence[Tensor], references: Sequence[Tensor], ospa_cutoff: float = 0.1
+) -> dict[str, float]:
+    """`gen_mmd`, `gen_cov` and `gen_1nna` between sample and reference sets (see the module docstring;
+    `ospa_cutoff` c prices an empty set against a non-empty one at c²)."""
     k = len(samples)
-    d = pairwise_chamfer(list(samples) + list(references))
+    d = pairwise_chamfer(list(samples) + list(references), ospa_cutoff=ospa_cutoff)
     d_rs = d[k:, :k]
     cov = len(np.unique(d_rs.argmin(0))) / len(references)
     np.fill_diagonal(d, np.inf)
@@ -152,13 +166,15 @@ def vae_metrics(
     samples: Sequence[Tensor],
     interp_pairs: int = 64,
     seed: int = 0,
+    ospa_cutoff: float = 0.1,
 ) -> dict[str, float]:
     """`generation_metrics` of prior `samples` against as many test sets (the first ones), and
     `interp_smoothness` over `interp_pairs` pairs (test set 2i, test set 2i + 1). A conditional model's
     samples should be drawn with those test sets' labels; it has no interpolation figure (the label would
     jump halfway). The (2k)² Chamfer matrix of 1-NNA costs ~20 s on one CPU core for k = 200 MNIST digits
-    and grows quadratically."""
-    out = generation_metrics(samples, list(test_sets[: len(samples)]))
+    and grows quadratically. `ospa_cutoff` (the run's, `training.data.ospa_cutoff_of`) prices empty sets in
+    the Chamfer matrix."""
+    out = generation_metrics(samples, list(test_sets[: len(samples)]), ospa_cutoff)
     pairs = min(interp_pairs, len(test_sets) // 2)
     if pairs and not model.config.conditional:
         starts, ends = test_sets[: 2 * pairs : 2], test_sets[1 : 2 * pairs : 2]
