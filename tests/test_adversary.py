@@ -1,39 +1,62 @@
-"""The label adversary: gradient reversal, and training that removes the label from the code."""
+"""The label adversary: a classifier of the label from the code, and a confusion term against it."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
-from setae.nn.adversary import LabelAdversary, reverse_gradient
-
-
-def test_reverse_gradient_is_identity_forward_and_minus_weight_backward():
-    x = torch.randn(4, 3, dtype=torch.double, requires_grad=True)
-    w = torch.randn(4, 3, dtype=torch.double)
-    y = reverse_gradient(x, 0.3)
-    assert torch.equal(y, x)
-    (y * w).sum().backward()
-    torch.testing.assert_close(x.grad, -0.3 * w)
+from setae.nn.adversary import LabelAdversary
 
 
-def test_adversary_learns_while_the_code_is_pushed_away_from_the_label():
-    """The adversary's parameters descend its cross entropy; the code's gradient ascends it."""
+def test_each_term_reaches_only_its_own_side():
+    """`adversary` (the cross entropy) trains the classifier only; `confusion` trains the code only."""
     torch.manual_seed(0)
-    adversary = LabelAdversary(latent_dim=2, num_classes=2, weight=1.0, hidden=16)
-    z = torch.randn(64, 2)
-    labels = (z[:, 0] > 0).long()
-    z = z.requires_grad_()
-    loss = adversary(z, labels).mean()
-    loss.backward()
-    step = 1e-2
+    adversary = LabelAdversary(latent_dim=3, num_classes=4, weight=0.7, hidden=8)
+    z = torch.randn(16, 3, requires_grad=True)
+    labels = torch.randint(0, 4, (16,))
+    terms = adversary(z, labels)
+    terms["adversary"].sum().backward(retain_graph=True)
+    assert z.grad is None or z.grad.abs().max() == 0
+    assert all(p.grad.abs().max() > 0 for p in adversary.parameters() if p.ndim == 2)
+    adversary.zero_grad(set_to_none=True)
+    terms["confusion"].sum().backward()
+    assert z.grad.abs().max() > 0
+    assert all(p.grad is None for p in adversary.parameters())
+
+
+def test_confusion_is_the_kl_from_uniform_times_the_weight():
+    """Known answer: λ·KL(uniform ‖ q) = λ·(−mean_c log q_c − log C), 0 for a uniform q; the cross entropy is
+    −log q_y (a near miss such as KL(q ‖ uniform) or the CE of the first class gives other values)."""
+    adversary = LabelAdversary(latent_dim=2, num_classes=3, weight=0.5, hidden=4)
+    final = adversary.net[-1]
+    z = torch.tensor([[1.0, -2.0]])
+    logits = adversary.net(z)[0].detach()
+    log_q = F.log_softmax(logits, -1)
+    terms = adversary(z, torch.tensor([2]))
+    torch.testing.assert_close(terms["confusion"][0], 0.5 * (-log_q.mean() - math.log(3)))
+    torch.testing.assert_close(terms["adversary"][0], -log_q[2])
     with torch.no_grad():
-        params = [p - step * p.grad for p in adversary.parameters()]
-        after_params = torch.func.functional_call(
-            adversary, dict(zip(dict(adversary.named_parameters()), params, strict=True)), (z, labels)
-        ).mean()
-        after_code = adversary(z - step * z.grad, labels).mean()
-    assert after_params < loss, "a step on the adversary lowers its cross entropy"
-    assert after_code > loss, "a step on the code raises it"
+        final.weight.zero_()
+        final.bias.zero_()
+    assert abs(float(adversary(z, torch.tensor([0]))["confusion"][0])) < 1e-6
+
+
+def test_confusion_still_pushes_the_code_when_the_classifier_is_confident():
+    """Where a reversed cross entropy's gradient vanishes (q_y → 1), the confusion term's does not."""
+    torch.manual_seed(0)
+    adversary = LabelAdversary(latent_dim=1, num_classes=2, weight=1.0, hidden=4)
+    with torch.no_grad():
+        adversary.net[-1].bias.copy_(torch.tensor([12.0, 0.0]))  # sure of class 0
+    z = torch.tensor([[0.5]], requires_grad=True)
+    logits = adversary.net(z)
+    label = logits.argmax(-1)  # the class the classifier is sure of
+    ce = F.cross_entropy(logits, label)
+    (ce_grad,) = torch.autograd.grad(ce, z)
+    (confusion_grad,) = torch.autograd.grad(adversary(z, label)["confusion"].sum(), z)
+    assert float(torch.softmax(logits.detach(), -1).max()) > 0.99
+    assert confusion_grad.abs() > 10 * ce_grad.abs()
 
 
 def test_training_with_the_adversary_logs_its_cross_entropy(tmp_path):
@@ -46,7 +69,7 @@ def test_training_with_the_adversary_logs_its_cross_entropy(tmp_path):
     assert main([*args, "--log-every", "2", "--run-dir", str(run), "--no-progress"]) == 0
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     train = [r for r in records if "adversary" in r]
-    assert len(train) == 3 and all(0 < r["adversary"] < 10 for r in train)  # about log 10 at the start
+    assert len(train) == 3 and all(0 < r["adversary"] < 10 and r["confusion"] >= 0 for r in train)
 
 
 def test_the_adversary_needs_labels():

@@ -37,3 +37,14 @@ def test_plot_draws_the_label_swap_grid(run):
     grid = imread(run / "plots" / "label_swap.png")[..., :3]
     assert grid.shape[1] > 2 * grid.shape[0], "4 rows (the sets), 11 columns (the input, 10 classes)"
     assert (grid.max(-1) - grid.min(-1) > 0.2).mean() > 0.001
+
+
+def test_eval_of_a_conditional_model_with_more_test_sets_than_the_bound_uses(run):
+    """The importance-weighted bound reads the first 200 test sets with their own labels (a partial last
+    batch once took the labels of the sets after it)."""
+    import json
+
+    args = ["eval", str(run), "--limit", "230", "--probe-train", "60", "--gen-samples", "20", "--no-progress"]
+    assert main(args) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["iwae_sets"] == 200 and metrics["iwae_64"] >= metrics["elbo_iwae_sets"] - 1.0

@@ -170,6 +170,30 @@ def test_report_embeds_every_picture_and_the_metrics(report):
     assert "http://" not in page and "https://" not in page, "nothing is fetched from the network"
 
 
+# Appended to a copy of the report: each decoded <img> drawn on a canvas, and the fraction of its pixels with
+# a colour (max − min channel > 0.2) written to <body data-coloured="f1,f2,...">.
+PIXEL_PROBE = """<script>
+window.addEventListener("load", () => {
+  const shares = Array.from(document.images).map((img) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const context = canvas.getContext("2d");
+    context.drawImage(img, 0, 0);
+    const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    let hits = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      const r = data[i], g = data[i + 1], b = data[i + 2];
+      if (Math.max(r, g, b) - Math.min(r, g, b) > 51) hits += 1;
+    }
+    return (hits / (canvas.width * canvas.height)).toFixed(5);
+  });
+  document.body.dataset.coloured = shares.join(",");
+});
+</script>
+"""
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
 def test_report_displays_in_headless_chromium_without_console_errors(report, tmp_path):
     flags = [
@@ -193,6 +217,21 @@ def test_report_displays_in_headless_chromium_without_console_errors(report, tmp
     assert 'data-images-ok="yes"' in dom.stdout, "every <img> loaded with a non-zero width"
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == []
+    # What the browser decoded, read back from a canvas: every picture has coloured content (drawn points
+    # and curves; an empty frame has only black and grey), the same test as `coloured` on the files.
+    probe = tmp_path / "probe.html"
+    probe.write_text(report.read_text().replace("</body>", PIXEL_PROBE + "</body>"))
+    dom = subprocess.run(
+        [*flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    shares = re.search(r'data-coloured="([^"]*)"', dom.stdout)
+    assert shares, "the pixel probe ran"
+    fractions = [float(v) for v in shares[1].split(",")]
+    assert len(fractions) == report.read_text().count("<img")
+    assert min(fractions) > 0.002, f"a picture without drawn content: {fractions}"
     shot = tmp_path / "report.png"
     subprocess.run(
         [*flags, "--window-size=1200,1600", f"--screenshot={shot}", url], capture_output=True, timeout=120

@@ -41,9 +41,9 @@ FLAG_HELP = {
     "latent_scale_learned": "learn the code scale γ per dimension (from --latent-scale)",
     "compile": "torch.compile the model (for GPUs)",
     "tensorboard": "also log every record to RUN/tensorboard",
-    "adversary": "none, or label: a classifier trained to read the label from the code, against the "
-    "encoder (gradient reversal), so the code keeps the style and not the class",
-    "adversary_weight": "λ >= 0: the encoder maximises λ times the adversary's cross entropy",
+    "adversary": "none, or label: a classifier learns the label from the code and the encoder learns to "
+    "confuse it, so the code keeps the style and not the class",
+    "adversary_weight": "λ >= 0: the weight of the code's confusion term, λ·KL(uniform ‖ q(label | z))",
     "encoder": "deepsets, settransformer or rnn",
     "decoder": "mlp, tspn, rnn, dspn, slot, pointprocess (i.i.d. points, exact likelihood), or strokes "
     "(stroke-3 sequences)",
@@ -331,7 +331,8 @@ def cmd_eval(
             )
             if model.has_likelihood_bound:
                 grid = GRID_SPACING.get(config.train.data) if data is None else None
-                metrics.update(_likelihood_metrics(model, sets[:IWAE_SETS], given, seed, grid))
+                first = given[:IWAE_SETS] if given is not None else None
+                metrics.update(_likelihood_metrics(model, sets[:IWAE_SETS], first, seed, grid))
     bar.close()
     skipped += metrics.pop("skipped", [])
     if skipped:

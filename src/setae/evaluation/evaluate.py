@@ -40,6 +40,8 @@ def objective_terms(
     - `neg_objective` (the others): −(recon + size + kl), the negated objective at β = 1, not a bound.
 
     `metric_meanings(model)` says what each is for a given model."""
+    if labels is not None and len(labels) != len(sets):
+        raise ValueError(f"objective_terms: {len(labels)} labels for {len(sets)} sets")
     totals = {"recon": 0.0, "size": 0.0, "kl": 0.0, "constant": 0.0}
     device = next(model.parameters()).device
     was_training = model.training
@@ -148,6 +150,8 @@ def importance_weighted_bound(
 ) -> float:
     """Mean importance-weighted bound on log p(X) in nats over `sets` (VAEs; see `importance_bound`), drawn
     under `seed` with the global RNG left untouched; conditional models need `labels` (then log p(X | c))."""
+    if labels is not None and len(labels) != len(sets):
+        raise ValueError(f"importance_weighted_bound: {len(labels)} labels for {len(sets)} sets")
     device = next(model.parameters()).device
     total = 0.0
     was_training = model.training

@@ -21,9 +21,9 @@ Objective, per set X of n points in R^d, in nats:
     kl(X)    = KL(q(z | X) ‖ N(0, I))            variational models only
 
 and training minimises mean(recon + size + β·kl), so β = 1 gives the negative ELBO. With
-`adversary="label"`, a classifier's cross entropy of the label given the code (posterior mean) joins it,
-its gradient reversed at the code (setae.nn.adversary): the code is trained to hide the label, which a
-conditional decoder is given, so z keeps the style.
+`adversary="label"`, a classifier learns the label from the code (posterior mean) and the code is trained
+to confuse it (setae.nn.adversary): the code hides the label, which a conditional decoder is given, so z
+keeps the style.
 
 Decoders with a likelihood of their own (`LIKELIHOOD_DECODERS`: the stroke decoder, the point process) give
 recon + size = −log p(X | z) exactly instead; the point process's recon is −Σ_i log f(x_i | z) − log n!
@@ -207,7 +207,8 @@ class SetAutoencoder(nn.Module):
 
     def forward(self, batch: SetBatch, loss: str | None = None) -> dict[str, torch.Tensor]:
         """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`, with an adversary its cross
-        entropy `adversary` (to be added to the loss: the reversal is inside); and `distance`, the set loss
+        entropy `adversary` and the code's `confusion` (both added to the loss; each reaches only its own
+        side, setae.nn.adversary); and `distance`, the set loss
         (in normalised units when config.normalize). A denoising model encodes a corrupted copy in
         training. `loss` names a set loss to use instead of config.loss (a warm-up). With `dequantize` > 0 the
         point process scores dequantised points (`_dequantize`, in training and eval alike, so evaluation
@@ -225,7 +226,7 @@ class SetAutoencoder(nn.Module):
         target = self._normalize(self._dequantize(raw)) if self._dequantizes else batch  # after z, as in IWAE
         terms = {**self._negative_log_likelihood(target, z, loss), "kl": kl}
         if c.adversary == "label":
-            terms["adversary"] = self.adversary(mean, self._checked_labels(batch.labels))
+            terms.update(self.adversary(mean, self._checked_labels(batch.labels)))
         return terms
 
     def _negative_log_likelihood(

@@ -88,7 +88,7 @@ class ModelConfig:
     latent_scale_learned: bool = True  # γ per dimension, learned from `latent_scale`
     prior_components: int = 50  # VAE: components of the Gaussian mixture fitted to the training codes
     adversary: str = "none"  # none, or label: an adversary reads the label from the code (setae.nn.adversary)
-    adversary_weight: float = 1.0  # λ: the encoder maximises λ times the adversary's cross entropy
+    adversary_weight: float = 1.0  # λ: the weight of the code's confusion term against the adversary
 
     def validate(self) -> None:
         for name, value, allowed in (

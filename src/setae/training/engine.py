@@ -256,8 +256,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             terms = net(batch, "chamfer" if step < t.chamfer_warmup_steps else None)
         beta = beta_at(step, t)
         loss = (terms["recon"] + t.size_weight * terms["size"] + beta * terms["kl"]).mean()
-        if "adversary" in terms:  # its gradient is reversed at the code (setae.nn.adversary)
-            loss = loss + terms["adversary"].mean()
+        if "adversary" in terms:  # the classifier's and the code's terms (setae.nn.adversary)
+            loss = loss + terms["adversary"].mean() + terms["confusion"].mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"loss became {float(loss)} at step {step}; lower train.lr")
         optimizer.zero_grad(set_to_none=True)
