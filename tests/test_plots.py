@@ -197,6 +197,7 @@ def test_normalised_training_distance_and_validation_chamfer_never_share_an_axis
     path = plot_training_curves(log, tmp_path / "curves.png")
     assert coloured(path) > 0.002
     fig = figures[0]
+
     def axes_with(prefix):
         return [i for i, names in enumerate(fig["lines"]) if any(n.startswith(prefix) for n in names)]
 

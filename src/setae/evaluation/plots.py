@@ -477,9 +477,7 @@ def plot_code_map(codes: torch.Tensor, labels: Sequence[int], path: Path, label_
     bar.set_ticklabels([str(c) for c in classes[::every]])
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
-    ax.set_title(
-        f"test codes ({len(xy)}) by {label_word}, first two principal components", fontsize=9
-    )
+    ax.set_title(f"test codes ({len(xy)}) by {label_word}, first two principal components", fontsize=9)
     return _save(fig, path)
 
 
