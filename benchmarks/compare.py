@@ -46,6 +46,12 @@ ROWS: dict[str, dict] = {
         "corrupt_jitter": 0.01,
     },
     "settransformer+tspn, conditional VAE": {**ST, "decoder": "tspn", "conditional": True},
+    "deepsets+pointprocess (mixture)": {"encoder": "deepsets", "decoder": "pointprocess"},
+    "deepsets+pointprocess (flow)": {
+        "encoder": "deepsets",
+        "decoder": "pointprocess",
+        "point_density": "flow",
+    },
 }
 COLUMNS = (
     ("chamfer", "test chamfer", "{:.5f}"),
