@@ -36,6 +36,8 @@ FLAG_HELP = {
     "files, off for MNIST",
     "variational": "a VAE; --no-variational: a plain autoencoder",
     "conditional": "condition encoder and decoder on the set's label (train.data must have labels)",
+    "encoder_label": "conditional models: the encoder reads the label too; --no-encoder-label: only the "
+    "decoder does (q(z | X)), so the code need not carry it",
     "encoder_shuffle": "rnn encoder: read each set in a random order in training",
     "encoder_bidirectional": "rnn encoder: bidirectional",
     "latent_scale_learned": "learn the code scale γ per dimension (from --latent-scale)",

@@ -70,10 +70,9 @@ class SetAutoencoder(nn.Module):
         self.encoder = build_encoder(config)
         out = 2 * config.latent_dim if config.variational else config.latent_dim
         self.to_latent = nn.Linear(self.encoder.out_dim + 2, out)
-        if (
-            config.conditional
-        ):  # additive label embeddings = concatenating a one-hot label before a linear map
-            self.label_to_encoder = nn.Embedding(config.num_classes, self.encoder.out_dim + 2)
+        if config.conditional:  # additive label embeddings = a one-hot label concatenated before a linear map
+            if config.encoder_label:
+                self.label_to_encoder = nn.Embedding(config.num_classes, self.encoder.out_dim + 2)
             self.label_to_decoder = nn.Embedding(config.num_classes, config.latent_dim)
         # A tiny eps: with BatchNorm's 1e-5 the encoder escaped the standardisation by shrinking the pre-norm
         # variance below eps (observed under the VAE's KL pressure), and the codes collapsed again.
@@ -182,7 +181,7 @@ class SetAutoencoder(nn.Module):
         n = batch.sizes.to(batch.points.dtype)[:, None]
         size_features = torch.cat([n / c.max_size, torch.log1p(n) / math.log1p(c.max_size)], dim=1)
         h = torch.cat([self.encoder(batch.points, batch.padding_mask), size_features], 1)
-        if c.conditional:
+        if c.conditional and c.encoder_label:
             h = h + self.label_to_encoder(self._checked_labels(batch.labels))
         h = self.to_latent(h)
         if not c.variational:

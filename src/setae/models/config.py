@@ -50,6 +50,7 @@ class ModelConfig:
     latent_dim: int = 64
     variational: bool = True
     conditional: bool = False
+    encoder_label: bool = True  # conditional: the encoder reads the label too (off: q(z | X))
     num_classes: int = 10
     corrupt_drop: float = 0.0  # denoising: probability of dropping each input point in training
     corrupt_jitter: float = 0.0  # denoising: std of Gaussian noise added to input coordinates in training
