@@ -48,3 +48,18 @@ def test_eval_of_a_conditional_model_with_more_test_sets_than_the_bound_uses(run
     assert main(args) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["iwae_sets"] == 200 and metrics["iwae_64"] >= metrics["elbo_iwae_sets"] - 1.0
+
+
+def test_an_encoder_without_the_label_gives_the_same_code_for_any_label():
+    from setae.models import ModelConfig, SetAutoencoder
+
+    sets = [torch.rand(5, 2), torch.rand(3, 2)]
+    blind = SetAutoencoder(
+        ModelConfig(max_size=8, point_sigma=0.1, latent_dim=4, conditional=True, encoder_label=False)
+    )
+    assert not hasattr(blind, "label_to_encoder"), "no unused parameters (DistributedDataParallel)"
+    torch.testing.assert_close(blind.encode(sets, labels=[0, 1]), blind.encode(sets, labels=[7, 3]))
+    seeing = SetAutoencoder(ModelConfig(max_size=8, point_sigma=0.1, latent_dim=4, conditional=True))
+    with torch.no_grad():
+        seeing.label_to_encoder.weight.normal_()
+    assert not torch.allclose(seeing.encode(sets, labels=[0, 1]), seeing.encode(sets, labels=[7, 3]))
