@@ -6,8 +6,9 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from setae.cli import label_swaps, main
+from setae.cli import main
 from setae.evaluation.evaluate import dataset_items
+from setae.evaluation.generation import label_swaps
 from setae.training.checkpoint import load_checkpoint
 from setae.training.data import make_test_set
 

@@ -312,6 +312,8 @@ def cmd_eval(
             digit_scores(classifier, reconstructions=reconstructions, targets=sets, target_labels=labels)
         )
         if config.model.conditional:  # style transfer: the first sets' codes decoded as every digit
+            from setae.evaluation.generation import label_swaps
+
             first, first_labels = sets[:SWAP_SETS], labels[:SWAP_SETS]
             swapped = [s for column in label_swaps(model, first, first_labels, seed) for s in column]
             digits = [c for c in range(config.model.num_classes) for _ in first]
@@ -569,15 +571,9 @@ def cmd_plot(run: str, num: int, seed: int, device: str = "cpu") -> list[Path]:
     return written
 
 
-def label_swaps(model, sets: list, labels: list[int], seed: int = 0) -> list[list]:
-    """Conditional models: each set encoded with its own label, its code decoded with every label:
-    out[c][i] is set i's code decoded as class c (the same code, so the same style, in every class)."""
-    codes = model.encode(sets, labels=labels)
-    return [model.decode(codes, seed=seed, labels=c) for c in range(model.config.num_classes)]
-
-
 def _label_swap_plot(model, sets, labels, path: Path, seed: int, frame) -> Path:
     """The grid of `label_swaps` for up to 8 test sets: rows the sets, columns the input then each class."""
+    from setae.evaluation.generation import label_swaps
     from setae.evaluation.plots import plot_set_grid
 
     sets, labels = sets[:8], labels[:8]

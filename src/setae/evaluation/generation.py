@@ -202,3 +202,10 @@ def rasterize(sets: Sequence[Tensor], side: int = 28) -> Tensor:
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
     points = np.concatenate(arrays) if arrays else np.zeros((0, 2))
     return rasterize_packed(points, offsets, side)
+
+
+def label_swaps(model: SetAutoencoder, sets: Sequence, labels: Sequence[int], seed: int = 0) -> list[list]:
+    """Conditional models: each set encoded with its own label, its code decoded with every label:
+    out[c][i] is set i's code decoded as class c (the same code, so the same style, in every class)."""
+    codes = model.encode(sets, labels=labels)
+    return [model.decode(codes, seed=seed, labels=c) for c in range(model.config.num_classes)]
