@@ -29,23 +29,23 @@ def mnist_root() -> Path:
 _SMALL_CNN: dict[str, Path] = {}
 
 
-def small_digit_cnn_file(folder: Path, tmp_root: Path) -> Path:
-    """A safetensors file of a DigitCNN fitted on 4,000 training digits for three epochs, made once."""
-    if "path" not in _SMALL_CNN:
+def small_digit_cnn_file(folder: Path, tmp_root: Path, drawing: str = "pixels") -> Path:
+    """A safetensors file of a DigitCNN fitted on 4,000 training sets of `drawing` (digit_cnn.DRAWINGS) for
+    three epochs, made once per drawing."""
+    if drawing not in _SMALL_CNN:
         from safetensors.torch import save
 
-        from setae.datasets import MNISTSets
-        from setae.evaluation.digit_cnn import train_digit_cnn
+        from setae.evaluation.digit_cnn import DRAWINGS, train_digit_cnn
         from setae.fileio import write_bytes
 
-        train = MNISTSets(folder, split="train").subset(0, 4000)
-        test = MNISTSets(folder, split="test").subset(0, 1000)
+        train = DRAWINGS[drawing](folder, split="train").subset(0, 4000)
+        test = DRAWINGS[drawing](folder, split="test").subset(0, 1000)
         model, accuracy = train_digit_cnn(train, test, epochs=3)
         weights = {k: v.contiguous() for k, v in model.state_dict().items()}
-        path = tmp_root / "small-digit-cnn.safetensors"
+        path = tmp_root / f"small-digit-cnn-{drawing}.safetensors"
         write_bytes(path, save(weights, metadata={"test_accuracy": repr(accuracy)}))
-        _SMALL_CNN["path"] = path
-    return _SMALL_CNN["path"]
+        _SMALL_CNN[drawing] = path
+    return _SMALL_CNN[drawing]
 
 
 @pytest.fixture(autouse=True)
@@ -55,5 +55,7 @@ def _small_digit_cnn(monkeypatch, tmp_path_factory):
 
     folder = Path(os.environ.get("SETAE_DATA") or Path(__file__).parents[1].parent / "shared/data/mnist")
     monkeypatch.setattr(
-        digit_cnn, "cache_path", lambda: small_digit_cnn_file(folder, tmp_path_factory.getbasetemp())
+        digit_cnn,
+        "cache_path",
+        lambda drawing="pixels": small_digit_cnn_file(folder, tmp_path_factory.getbasetemp(), drawing),
     )

@@ -57,22 +57,36 @@ def test_cache_round_trip_and_corrupt_cache(small_cnn, tmp_path, mnist_root, mon
         load_digit_cnn(str(mnist_root), path=path)
 
 
-def test_a_missing_cache_is_trained_once_and_written(tmp_path, monkeypatch):
+@pytest.mark.parametrize("drawing", ["pixels", "skeleton"])
+def test_a_missing_cache_is_trained_once_and_written(tmp_path, monkeypatch, drawing):
     calls = []
 
     def fake_training(train, test):
-        calls.append(1)
+        calls.append((train, test))
         return DigitCNN().eval(), 0.5
 
-    monkeypatch.setattr(digit_cnn, "MNISTSets", lambda root, split: None)
+    monkeypatch.setitem(digit_cnn.DRAWINGS, drawing, lambda root, split: f"{drawing} {split}")
     monkeypatch.setattr(digit_cnn, "train_digit_cnn", fake_training)
     path = tmp_path / "cache" / "cnn.safetensors"
-    first, accuracy = load_digit_cnn(path=path)
-    assert path.exists() and accuracy == 0.5 and len(calls) == 1
-    second, _ = load_digit_cnn(path=path)
+    first, accuracy = load_digit_cnn(path=path, drawing=drawing)
+    assert path.exists() and accuracy == 0.5 and calls == [(f"{drawing} train", f"{drawing} test")]
+    second, _ = load_digit_cnn(path=path, drawing=drawing)
     assert len(calls) == 1
     images = torch.rand(2, 1, 28, 28)
     assert torch.equal(first(images), second(images))
+
+
+def test_the_skeleton_judge_reads_drawings_and_has_its_own_cache(mnist_root):
+    from setae.datasets.mnist_strokes import MNISTSkeletonSets
+    from setae.evaluation.evaluate import dataset_items
+
+    assert digit_cnn.cache_path("skeleton") != digit_cnn.cache_path("pixels")
+    model, accuracy = load_digit_cnn(str(mnist_root), drawing="skeleton")
+    sets, labels = dataset_items(MNISTSkeletonSets(mnist_root, split="test").subset(0, 300), 300)
+    assert accuracy > 0.8
+    assert digit_scores(model, targets=sets, target_labels=labels)["digit_classifier_acc"] > 0.8
+    with pytest.raises(SetaeError, match="drawing='ink' is not one of pixels, skeleton"):
+        load_digit_cnn(str(mnist_root), drawing="ink")
 
 
 class TableClassifier:

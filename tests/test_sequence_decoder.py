@@ -84,10 +84,12 @@ def test_first_step_of_teacher_forcing_and_free_running_agree():
         torch.testing.assert_close(getattr(forced, field.name)[:, 0], getattr(first, field.name))
 
 
-def test_greedy_generation_follows_teacher_forced_argmaxes():
+@pytest.mark.parametrize("position_scale", [0.0, 4.0])
+def test_greedy_generation_follows_teacher_forced_argmaxes(position_scale):
     """Teacher forcing on a greedy sample must reproduce, at every step, the choices that generated it:
-    the heaviest component's mean as the offset, the likeliest pen state, and `end` right after the last."""
-    dec = decoder(seed=1)
+    the heaviest component's mean as the offset, the likeliest pen state, and `end` right after the last
+    (so free running tracks the absolute position as teacher forcing computes it)."""
+    dec = decoder(seed=1, position_scale=position_scale)
     z = 2 * torch.randn(16, LATENT)
     steps, mask = dec.generate(z, max_len=12, temperature=0.0)
     sizes = (~mask).sum(1)
@@ -113,9 +115,10 @@ def nll_and_gradients(
     return {k: v.detach() for k, v in out.items()}, [p.grad.clone() for p in dec.parameters()], z.grad
 
 
+@pytest.mark.parametrize("position_scale", [0.0, 4.0])
 @pytest.mark.parametrize("garbage", [float("nan"), float("inf"), 1e6])
-def test_nll_is_padding_invariant_in_values_and_gradients(garbage):
-    dec = decoder()
+def test_nll_is_padding_invariant_in_values_and_gradients(garbage, position_scale):
+    dec = decoder(position_scale=position_scale)
     sequences = random_strokes([4, 0, 7, 2])
     z = torch.randn(4, LATENT)
     ref, ref_grads, ref_z_grad = nll_and_gradients(dec, z, SetBatch.from_sets(sequences))
@@ -131,13 +134,16 @@ def test_nll_is_padding_invariant_in_values_and_gradients(garbage):
     assert ref["recon"][1] == 0 and ref["size"][1] > 0, "an empty sequence costs only its end"
 
 
-def test_nll_is_the_full_sequence_log_likelihood():
-    """recon + size against a direct step-by-step sum of log p(Δ_t) + log P(c_t = q_t) + log P(end)."""
-    dec = decoder(seed=1)
+@pytest.mark.parametrize("position_scale", [0.0, 4.0])
+def test_nll_is_the_full_sequence_log_likelihood(position_scale):
+    """recon + size against a direct step-by-step sum of log p(Δ_t) + log P(c_t = q_t) + log P(end), the
+    absolute position (when read) accumulated as free running does."""
+    dec = decoder(seed=1, position_scale=position_scale)
     sequence = random_strokes([5], seed=4)[0]
     z = torch.randn(1, LATENT)
     out = dec.nll(z, SetBatch.from_sets([sequence]))
     total, previous, state = 0.0, dec.start[None], dec._initial_state(z)
+    position = torch.zeros(1, 2)
     for step in [*sequence, None]:
         dist, state = dec._step(previous, z, state)
         log_pen = torch.log_softmax(dist.pen_logits[0], -1)
@@ -145,7 +151,8 @@ def test_nll_is_the_full_sequence_log_likelihood():
             total += log_pen[END]
         else:
             total += dist.offset_log_prob(step[None, :2])[0] + log_pen[int(step[2])]
-            previous = dec._stroke5(step[None])
+            position = position + step[None, :2]
+            previous = dec._input(step[None], position)
     torch.testing.assert_close(out["recon"] + out["size"], -total[None])
     torch.testing.assert_close(out["distance"], out["recon"] / 5)
 

@@ -24,6 +24,8 @@ from setae.versions import __version__
 IWAE_SETS = 200  # test sets for the 64-sample importance-weighted bound (64 decoder passes each)
 DIGIT_SAMPLES = 1000  # prior samples the digit classifier reads
 SWAP_SETS = 200  # conditional MNIST models: test digits decoded as each of the 10 digits
+# the digit classifier judging each MNIST dataset's reconstructions and samples (setae.evaluation.digit_cnn)
+DIGIT_JUDGES = {"mnist": "pixels", "mnist-skeleton": "skeleton", "mnist-strokes": "skeleton"}
 BOOL_FIELDS = ("normalize",)  # bool | None config fields: a --x / --no-x pair, left out = from the data
 
 
@@ -304,12 +306,17 @@ def cmd_eval(
             model, sets, seed=seed, labels=labels, outputs=reconstructions, ospa_cutoff=ospa_cutoff_of(config)
         ),
     }
-    mnist = config.train.data == "mnist" and data is None
+    drawing = DIGIT_JUDGES.get(config.train.data) if data is None else None
     classifier = None
-    if mnist:
-        classifier, _ = load_digit_cnn(config.train.data_root or None)
+    if drawing:
+        classifier, _ = load_digit_cnn(config.train.data_root or None, drawing=drawing)
         metrics.update(
-            digit_scores(classifier, reconstructions=reconstructions, targets=sets, target_labels=labels)
+            digit_scores(
+                classifier,
+                reconstructions=_digit_sets(model, reconstructions),
+                targets=_digit_sets(model, sets),
+                target_labels=labels,
+            )
         )
         if config.model.conditional:  # style transfer: the first sets' codes decoded as every digit
             from setae.evaluation.generation import label_swaps
@@ -347,6 +354,13 @@ def cmd_eval(
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
     return metrics
+
+
+def _digit_sets(model, sets: list) -> list:
+    """What the digit classifier reads: the sets, or for drawings the points they visit in [0, 1]²."""
+    from setae.evaluation.digit_cnn import drawing_points
+
+    return drawing_points(sets) if model.config.decoder == "strokes" else sets
 
 
 def _likelihood_metrics(model, sets: list, labels, seed: int, grid: float | None) -> dict:
@@ -394,7 +408,7 @@ def _sample_metrics(
             model, sets, samples[: min(gen_samples, len(sets))], pairs, seed=seed, ospa_cutoff=ospa_cutoff
         )
         if classifier is not None:
-            scores.update(digit_scores(classifier, samples=samples, requested=requested))
+            scores.update(digit_scores(classifier, samples=_digit_sets(model, samples), requested=requested))
         scores["empty_samples"] = sum(len(s) == 0 for s in samples) / len(samples)
         out.update({f"{name}{suffix}": value for name, value in scores.items()})
     return out

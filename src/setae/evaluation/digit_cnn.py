@@ -8,7 +8,9 @@ clumps, solid lines — so the network is trained on the training digits' pixel 
 the blur makes scattered and solid strokes look alike.
 
 Trained once (3 epochs, ~1.5 min on 2 CPU cores) and cached as safetensors in $XDG_CACHE_HOME/setae (or
-~/.cache/setae), with its test accuracy in the file's metadata.
+~/.cache/setae), with its test accuracy in the file's metadata. Two judges (`DRAWINGS`): "pixels", trained on
+the MNIST pixel sets, and "skeleton", trained on the one-pixel-wide skeletons of the MNIST drawings
+(`MNISTSkeletonSets`), the judge of drawings (pen strokes) and of their points.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from safetensors.torch import save
 from torch import Tensor, nn
 
 from setae.datasets.mnist import MNISTSets
+from setae.datasets.mnist_strokes import MNISTSkeletonSets
 from setae.datasets.packed import PackedSets
+from setae.datasets.strokes import strokes_to_points
 from setae.errors import SetaeError
 from setae.evaluation.generation import rasterize, rasterize_packed
 from setae.fileio import write_bytes
@@ -35,6 +39,8 @@ SIDE = 28
 VERSION = "digit-cnn-1"
 MAX_JITTER_PX = 0.8
 CONFIDENT = 0.9
+# what a judge is trained on -> the sets (train and test splits) of such drawings
+DRAWINGS = {"pixels": MNISTSets, "skeleton": MNISTSkeletonSets}
 
 
 def _images(points: np.ndarray, offsets: np.ndarray) -> Tensor:
@@ -121,16 +127,25 @@ def train_digit_cnn(
     return model.eval(), accuracy
 
 
-def cache_path() -> Path:
-    return (
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "setae" / f"{VERSION}.safetensors"
-    )
+def drawing_points(drawings: Sequence) -> list[Tensor]:
+    """What the classifier reads of MNIST drawings (stroke-3 [T, 3] in pixels): the points they visit, as
+    sets in [0, 1]² like the MNIST sets."""
+    return [torch.from_numpy(strokes_to_points(d)).float() / (SIDE - 1) for d in drawings]
 
 
-def load_digit_cnn(root: str | None = None, path: Path | None = None) -> tuple[DigitCNN, float]:
-    """The cached DigitCNN and its test accuracy, training (and caching) it first when there is none.
-    `root` is the MNIST folder (see MNISTSets)."""
-    path = path or cache_path()
+def cache_path(drawing: str = "pixels") -> Path:
+    name = VERSION if drawing == "pixels" else f"{VERSION}-{drawing}"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "setae" / f"{name}.safetensors"
+
+
+def load_digit_cnn(
+    root: str | None = None, path: Path | None = None, drawing: str = "pixels"
+) -> tuple[DigitCNN, float]:
+    """The cached DigitCNN trained on `drawing` sets ("pixels" or "skeleton", `DRAWINGS`) and its test
+    accuracy, training (and caching) it first when there is none. `root` is the MNIST folder (MNISTSets)."""
+    if drawing not in DRAWINGS:
+        raise SetaeError(f"digit classifier: drawing={drawing!r} is not one of {', '.join(DRAWINGS)}")
+    path = path or cache_path(drawing)
     model = DigitCNN()
     if path.exists():
         try:
@@ -142,9 +157,11 @@ def load_digit_cnn(root: str | None = None, path: Path | None = None) -> tuple[D
             raise SetaeError(
                 f"{path}: unreadable digit classifier cache ({e}); delete it to retrain"
             ) from None
-    model, accuracy = train_digit_cnn(MNISTSets(root, "train"), MNISTSets(root, "test"))
+    sets = DRAWINGS[drawing]
+    model, accuracy = train_digit_cnn(sets(root, "train"), sets(root, "test"))
     weights = {k: v.contiguous() for k, v in model.state_dict().items()}
-    write_bytes(path, save(weights, metadata={"test_accuracy": repr(accuracy), "version": VERSION}))
+    metadata = {"test_accuracy": repr(accuracy), "version": VERSION, "drawing": drawing}
+    write_bytes(path, save(weights, metadata=metadata))
     return model, accuracy
 
 

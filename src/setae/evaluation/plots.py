@@ -530,10 +530,16 @@ def draw_strokes(
 
 
 def plot_strokes(
-    drawings: Sequence, path: Path, titles: Sequence[str] = (), images: Sequence | None = None
+    drawings: Sequence,
+    path: Path,
+    titles: Sequence[str] = (),
+    images: Sequence | None = None,
+    frame: tuple[int, int] | None = None,
 ) -> Path:
     """A grid of stroke-3 drawings, eight to a row, or four to a row each after its image when `images`
-    ([H, W] arrays, e.g. the MNIST digits the drawings were traced from) are given."""
+    ([H, W] arrays, e.g. the MNIST digits the drawings were traced from) are given. Every drawing is shown
+    in the same `frame` (height, width) in pixels at equal aspect, or in its image's, or else fitted to
+    itself."""
     per_item = 1 if images is None else 2
     cols = min(8 // per_item, len(drawings))
     rows = (len(drawings) + cols - 1) // cols
@@ -546,12 +552,12 @@ def plot_strokes(
         r, c = divmod(i, cols)
         ax = axes[r, per_item * c + per_item - 1]
         ax.axis("on")
-        frame = None
+        shown = frame
         if images is not None:
             image = np.asarray(images[i])
-            frame = image.shape
+            shown = image.shape
             axes[r, per_item * c].imshow(image, cmap="gray_r")
-        draw_strokes(ax, steps, titles[i] if i < len(titles) else None, frame)
+        draw_strokes(ax, steps, titles[i] if i < len(titles) else None, shown)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -176,11 +176,20 @@ class SetAutoencoder(nn.Module):
         """Code (vanilla) or posterior mean and log-variance (VAE), each [B, latent]."""
         return self._posterior(self._normalize(batch))
 
+    def _encoder_input(self, batch: SetBatch) -> torch.Tensor:
+        """The encoder reads the points [B, n, d]; drawings with stroke_position also the pen's absolute
+        position after each step, Σ_{j≤t} Δ_j / stroke_position [B, n, 2]."""
+        c = self.config
+        if not (c.decoder == "strokes" and c.stroke_position):
+            return batch.points
+        points = batch.points.masked_fill(batch.padding_mask[..., None], 0.0)
+        return torch.cat([points, points[..., :2].cumsum(1) / c.stroke_position], -1)
+
     def _posterior(self, batch: SetBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
         c = self.config
         n = batch.sizes.to(batch.points.dtype)[:, None]
         size_features = torch.cat([n / c.max_size, torch.log1p(n) / math.log1p(c.max_size)], dim=1)
-        h = torch.cat([self.encoder(batch.points, batch.padding_mask), size_features], 1)
+        h = torch.cat([self.encoder(self._encoder_input(batch), batch.padding_mask), size_features], 1)
         if c.conditional and c.encoder_label:
             h = h + self.label_to_encoder(self._checked_labels(batch.labels))
         h = self.to_latent(h)

@@ -76,6 +76,9 @@ class ModelConfig:
     size_head: str = "categorical"  # tspn, slot, dspn, pointprocess: categorical or poisson
     decoder_mixtures: int = 20  # Gaussian mixture components: strokes, per offset; pointprocess (mixture)
     decoder_temperature: float = 0.5  # strokes: sampling temperature when decoding (0: greedy)
+    # strokes: the pen's absolute position divided by this is read beside the offsets, by the decoder at every
+    # step and by the encoder; 0: offsets only; None: the training drawings' position std (MNIST: about 6 px)
+    stroke_position: float | None = None
     point_density: str = "mixture"  # pointprocess: f(x | z), mixture (full-covariance Gaussians) or flow
     point_sampling: str = "quasi"  # pointprocess decode: quasi (deterministic, Sobol) or random (seeded)
     # pointprocess: the grid spacing h of discrete coordinates in data units (points get U(−h/2, h/2) noise,
@@ -119,6 +122,10 @@ class ModelConfig:
             )
         if not self.adversary_weight >= 0:
             raise SetaeError(f"config: adversary_weight must be >= 0, got {self.adversary_weight}")
+        if self.stroke_position is not None and not 0 <= self.stroke_position < float("inf"):
+            raise SetaeError(
+                f"config: stroke_position must be >= 0 (0: offsets only), got {self.stroke_position}"
+            )
         if self.decoder_mixtures < 1:
             raise SetaeError(f"config: decoder_mixtures must be >= 1, got {self.decoder_mixtures}")
         if self.decoder == "strokes" and self.point_dim != 3:
@@ -138,24 +145,33 @@ class ModelConfig:
 
     def unresolved(self) -> list[str]:
         """Names of the fields a model cannot be built without that are still None (normalize=None is off;
-        dequantize is needed by the point-process decoder only)."""
-        needed = ("max_size", "point_sigma") + (("dequantize",) if self.decoder == "pointprocess" else ())
+        dequantize is needed by the point-process decoder only, stroke_position by the stroke decoder)."""
+        needed = ("max_size", "point_sigma") + {
+            "pointprocess": ("dequantize",),
+            "strokes": ("stroke_position",),
+        }.get(self.decoder, ())
         return [name for name in needed if getattr(self, name) is None]
 
 
+def encoder_input_dim(c: ModelConfig) -> int:
+    """The encoder's input width: point_dim, + 2 (the absolute position) for drawings with stroke_position."""
+    return c.point_dim + (2 if c.decoder == "strokes" and c.stroke_position else 0)
+
+
 def build_encoder(c: ModelConfig) -> nn.Module:
+    d = encoder_input_dim(c)
     if c.encoder == "deepsets":
-        return DeepSets(c.point_dim, c.encoder_dim, c.encoder_layers, c.deepsets_pool)
+        return DeepSets(d, c.encoder_dim, c.encoder_layers, c.deepsets_pool)
     if c.encoder == "rnn":
         return RNNEncoder(
-            c.point_dim,
+            d,
             c.encoder_dim,
             c.encoder_layers,
             c.encoder_order,
             c.encoder_shuffle,
             c.encoder_bidirectional,
         )
-    return SetTransformer(c.point_dim, c.encoder_dim, c.encoder_heads, c.encoder_layers, c.encoder_inducing)
+    return SetTransformer(d, c.encoder_dim, c.encoder_heads, c.encoder_layers, c.encoder_inducing)
 
 
 def build_decoder(c: ModelConfig) -> nn.Module:
@@ -169,7 +185,9 @@ def build_decoder(c: ModelConfig) -> nn.Module:
             latent, d, n, c.decoder_dim, c.decoder_layers, c.decoder_steps, c.decoder_inner_lr, c.size_head
         )
     if c.decoder == "strokes":
-        return StrokeDecoder(latent, hidden=c.decoder_dim, num_components=c.decoder_mixtures)
+        return StrokeDecoder(
+            latent, hidden=c.decoder_dim, num_components=c.decoder_mixtures, position_scale=c.stroke_position
+        )
     if c.decoder == "pointprocess":
         return PointProcessDecoder(
             latent,

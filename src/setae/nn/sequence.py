@@ -5,10 +5,12 @@ previous point (from the origin for t = 1) and q_t = pen_lifted ∈ {0, 1} (1: t
 A batch is a SetBatch with points [B, N, 3] whose rows are in time order, padding_mask [B, N] and sizes [B]
 (= n per sequence); the sequence ends after its last valid step. Inside the decoder a step is read as
 stroke-5, (Δx/s, Δy/s, 1 − q, q, 0) with s the `scale`, and the first step reads the start token
-s_0 = (0, 0, 1, 0, 0).
+s_0 = (0, 0, 1, 0, 0). With a `position_scale` P > 0 the network also reads the pen's absolute position
+before the step, p_{t−1} = Σ_{j<t} Δ_j (p_0 = 0), divided by P: the input is stroke-5 ⊕ p_{t−1}/P, so a
+free-running decoder knows where its own drawing has got to and can steer back when its steps drift.
 
 Network. A GRU (one layer; chosen over an LSTM for having one state tensor to initialise from the code)
-with initial state h_0 = tanh(W z); step t = 1, 2, ... reads x_t = [stroke-5 of s_{t−1}, z] and a linear
+with initial state h_0 = tanh(W z); step t = 1, 2, ... reads x_t = [input of s_{t−1}, z] and a linear
 head on its output h_t gives the step's distribution:
 
     offset:  p(Δ | h_t) = Σ_m π_m N(Δ; μ_m, Σ_m),  Σ_m = [[σx², ρσxσy], [ρσxσy, σy²]],  m = 1..M,
@@ -106,7 +108,8 @@ class StrokeDecoder(nn.Module):
     latent_dim: code size; hidden: GRU width; num_components: M, the mixture size; scale: s, offsets are
     divided by it before the network (pick the offsets' typical size); min_std: σ_min, the floor on the
     mixture's standard deviations, and max_corr: ρ_max, the bound on |ρ|, both guarding against unbounded
-    densities on integer offsets (module docstring).
+    densities on integer offsets (module docstring); position_scale: P, the pen's absolute position divided
+    by it is an input too (0: offsets only).
     """
 
     def __init__(
@@ -117,24 +120,32 @@ class StrokeDecoder(nn.Module):
         scale: float = 1.0,
         min_std: float = 0.1,
         max_corr: float = 0.95,
+        position_scale: float = 0.0,
     ):
         super().__init__()
-        if scale <= 0 or min_std <= 0 or not 0 < max_corr < 1:
+        if scale <= 0 or min_std <= 0 or not 0 < max_corr < 1 or not position_scale >= 0:
             raise SetaeError(
-                f"StrokeDecoder: need scale > 0, min_std > 0 and 0 < max_corr < 1; "
-                f"got scale={scale}, min_std={min_std}, max_corr={max_corr}"
+                f"StrokeDecoder: need scale > 0, min_std > 0, 0 < max_corr < 1 and position_scale >= 0; got "
+                f"scale={scale}, min_std={min_std}, max_corr={max_corr}, position_scale={position_scale}"
             )
         self.latent_dim, self.num_components = latent_dim, num_components
         self.scale, self.min_std, self.max_corr = scale, min_std, max_corr
+        self.position_scale = position_scale
+        self.input_dim = 7 if position_scale else 5
         self.init_state = nn.Linear(latent_dim, hidden)
-        self.rnn = nn.GRU(5 + latent_dim, hidden, batch_first=True)
+        self.rnn = nn.GRU(self.input_dim + latent_dim, hidden, batch_first=True)
         self.head = nn.Linear(hidden, 6 * num_components + 3)
-        self.register_buffer("start", torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0]), persistent=False)
+        start = [0.0, 0.0, 1.0, 0.0, 0.0] + [0.0, 0.0] * bool(position_scale)
+        self.register_buffer("start", torch.tensor(start), persistent=False)
 
-    def _stroke5(self, steps: torch.Tensor) -> torch.Tensor:
-        """stroke-3 steps [..., 3] -> the network's stroke-5 input [..., 5] (offsets divided by scale)."""
+    def _input(self, steps: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """stroke-3 steps [..., 3] and the absolute positions after them [..., 2] -> the network's input
+        [..., input_dim]: stroke-5 (offsets divided by scale), then positions / position_scale if used."""
         lifted = (steps[..., 2:] > 0.5).to(steps.dtype)
-        return torch.cat([steps[..., :2] / self.scale, 1 - lifted, lifted, torch.zeros_like(lifted)], -1)
+        parts = [steps[..., :2] / self.scale, 1 - lifted, lifted, torch.zeros_like(lifted)]
+        if self.position_scale:
+            parts.append(positions / self.position_scale)
+        return torch.cat(parts, -1)
 
     def _distribution(self, out: torch.Tensor) -> StrokeStepDistribution:
         """GRU outputs [..., hidden] -> the step distributions with leading shape [...]."""
@@ -157,14 +168,15 @@ class StrokeDecoder(nn.Module):
     def _step(
         self, previous: torch.Tensor, z: torch.Tensor, state: torch.Tensor
     ) -> tuple[StrokeStepDistribution, torch.Tensor]:
-        """One free-running step: previous stroke-5 [B, 5], z [B, latent], state [1, B, hidden] ->
+        """One free-running step: previous input [B, input_dim], z [B, latent], state [1, B, hidden] ->
         (the step's distribution, leading shape [B]; the next state [1, B, hidden])."""
         out, state = self.rnn(torch.cat([previous, z], -1)[:, None], state)
         return self._distribution(out[:, 0]), state
 
     def first_step(self, z: torch.Tensor) -> StrokeStepDistribution:
         """z [B, latent] -> the distribution of step 1 (leading shape [B]), computed as `generate` does."""
-        return self._step(self.start.to(z.dtype).expand(z.shape[0], 5), z, self._initial_state(z))[0]
+        start = self.start.to(z.dtype).expand(z.shape[0], self.input_dim)
+        return self._step(start, z, self._initial_state(z))[0]
 
     def teacher_forced(self, z: torch.Tensor, batch: SetBatch) -> StrokeStepDistribution:
         """z [B, latent], batch of stroke-3 sequences (points [B, N, 3], sizes [B]) -> the distributions of
@@ -181,8 +193,8 @@ class StrokeDecoder(nn.Module):
         steps = batch.points[:, :length].masked_fill(
             padding_mask_from_sizes(batch.sizes, length)[..., None], 0
         )
-        start = self.start.to(steps.dtype).expand(z.shape[0], 1, 5)
-        inputs = torch.cat([start, self._stroke5(steps)], dim=1)
+        start = self.start.to(steps.dtype).expand(z.shape[0], 1, self.input_dim)
+        inputs = torch.cat([start, self._input(steps, steps[..., :2].cumsum(1))], dim=1)
         out, _ = self.rnn(
             torch.cat([inputs, z[:, None].expand(-1, length + 1, -1)], -1), self._initial_state(z)
         )
@@ -253,7 +265,8 @@ class StrokeDecoder(nn.Module):
         if temperature < 0:
             raise SetaeError(f"StrokeDecoder.generate: temperature must be >= 0, got {temperature}")
         batch_size = z.shape[0]
-        previous, state = self.start.to(z.dtype).expand(batch_size, 5), self._initial_state(z)
+        previous, state = self.start.to(z.dtype).expand(batch_size, self.input_dim), self._initial_state(z)
+        position = z.new_zeros(batch_size, 2)
         running = torch.ones(batch_size, dtype=torch.bool, device=z.device)
         lengths = torch.zeros(batch_size, dtype=torch.long, device=z.device)
         emitted: list[torch.Tensor] = []
@@ -266,6 +279,7 @@ class StrokeDecoder(nn.Module):
             step = torch.cat([offset, (pen == LIFTED).to(z.dtype)[:, None]], -1)
             emitted.append(step.masked_fill(~running[:, None], 0))
             lengths += running
-            previous = self._stroke5(step)
+            position = position + step[:, :2]
+            previous = self._input(step, position)
         steps = torch.stack(emitted, 1) if emitted else z.new_zeros(batch_size, 0, 3)
         return steps, padding_mask_from_sizes(lengths, steps.shape[1])

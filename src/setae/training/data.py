@@ -184,7 +184,7 @@ def resolve_from_data(config: Config, full: PackedSets) -> list[str]:
         sample = _sample_sets(train, STATISTICS_SETS)
     if m.point_sigma is None:
         if mnist:
-            m.point_sigma = MNIST_PIXEL
+            m.point_sigma = GRID_SPACING[t.data]  # a pixel, in the data's units
         else:
             scale = 1.0
             if m.normalize:
@@ -195,12 +195,18 @@ def resolve_from_data(config: Config, full: PackedSets) -> list[str]:
         chosen.append(f"point_sigma {m.point_sigma:.3g}" + (" (standardised units)" if m.normalize else ""))
     if t.ospa_cutoff is None:
         if mnist:
-            t.ospa_cutoff = MNIST_OSPA_CUTOFF
+            t.ospa_cutoff = MNIST_OSPA_CUTOFF * GRID_SPACING[t.data] / MNIST_PIXEL  # 2.7 pixels
         else:
             points = np.concatenate(sample)
             extent = float((points.max(0) - points.min(0)).max())
             t.ospa_cutoff = 0.1 * extent if extent > 0 else 1.0
         chosen.append(f"OSPA cut-off {t.ospa_cutoff:.3g}")
+    if m.stroke_position is None and m.decoder == "strokes":
+        sample = sample if sample is not None else _sample_sets(train, STATISTICS_SETS)
+        positions = [np.cumsum(s[:, :2], axis=0) for s in sample if len(s)]
+        spread = float(np.sqrt(np.concatenate(positions).var(0).mean())) if positions else 0.0
+        m.stroke_position = spread if spread > 0 else 1.0
+        chosen.append(f"stroke_position {m.stroke_position:.3g}")
     if m.dequantize is None and m.decoder == "pointprocess":
         m.dequantize = GRID_SPACING.get(t.data, 0.0)
         chosen.append(f"dequantize {m.dequantize:.3g}" if m.dequantize else "continuous points")
