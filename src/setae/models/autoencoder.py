@@ -10,6 +10,13 @@ of the KL is constant and nothing pulls the aggregate posterior towards N(0, I);
 γ (`latent_scale_learned`; at the KL's optimum for a given signal-to-noise ratio γ² + σ² = 1), the codes'
 spread plus the posterior noise match the prior's unit variance.
 
+A latent set (`latent_set` = K > 0; Set Transformer's route from set to set through a smaller set, Lee et
+al. 2019): the Set Transformer encoder pools with K PMA seeds to e_1..e_K, one linear map shared by the K
+gives each element z_j ∈ R^{d_k}, d_k = latent / K, and the code is z = [z_1, ..., z_K] flattened [B, K·d_k],
+element after element, so the KL, the batch norm, γ and the fitted prior treat it as the vector it is. The
+TSPN decoder cross-attends to {z_1, ..., z_K} as a set (setae.nn.decoders.tspn). The seeds fix which
+element is which: permuting the seeds permutes the elements, and decoding ignores their order.
+
 Sampling: `sample()` draws codes from N(0, I) or, once fitted after training, from a Gaussian mixture fitted
 to the training codes (`FittedPrior`), which puts samples where the codes are.
 
@@ -68,11 +75,14 @@ class SetAutoencoder(nn.Module):
             )
         self.config = config
         self.encoder = build_encoder(config)
-        out = 2 * config.latent_dim if config.variational else config.latent_dim
-        self.to_latent = nn.Linear(self.encoder.out_dim + 2, out)
+        # A latent set: one linear map, shared by the K pooled vectors, gives each element's d_k numbers.
+        elements = max(1, config.latent_set)
+        width = self.encoder.out_dim // elements + 2
+        out = (2 if config.variational else 1) * config.latent_dim // elements
+        self.to_latent = nn.Linear(width, out)
         if config.conditional:  # additive label embeddings = a one-hot label concatenated before a linear map
             if config.encoder_label:
-                self.label_to_encoder = nn.Embedding(config.num_classes, self.encoder.out_dim + 2)
+                self.label_to_encoder = nn.Embedding(config.num_classes, width)
             self.label_to_decoder = nn.Embedding(config.num_classes, config.latent_dim)
         # A tiny eps: with BatchNorm's 1e-5 the encoder escaped the standardisation by shrinking the pre-norm
         # variance below eps (observed under the VAE's KL pressure), and the codes collapsed again.
@@ -180,13 +190,15 @@ class SetAutoencoder(nn.Module):
         c = self.config
         n = batch.sizes.to(batch.points.dtype)[:, None]
         size_features = torch.cat([n / c.max_size, torch.log1p(n) / math.log1p(c.max_size)], dim=1)
-        h = torch.cat([self.encoder(batch.points, batch.padding_mask), size_features], 1)
+        elements = max(1, c.latent_set)
+        pooled = self.encoder(batch.points, batch.padding_mask).view(len(n), elements, -1)  # [B, K, dim]
+        h = torch.cat([pooled, size_features[:, None].expand(-1, elements, -1)], 2)
         if c.conditional and c.encoder_label:
-            h = h + self.label_to_encoder(self._checked_labels(batch.labels))
-        h = self.to_latent(h)
+            h = h + self.label_to_encoder(self._checked_labels(batch.labels))[:, None]
+        h = self.to_latent(h)  # [B, K, (2·)d_k], flattened element after element
         if not c.variational:
-            return self.latent_scale * self.latent_norm(h), None
-        mean, log_var = h.chunk(2, dim=1)
+            return self.latent_scale * self.latent_norm(h.flatten(1)), None
+        mean, log_var = (part.flatten(1) for part in h.chunk(2, dim=2))
         return self.latent_scale * self.latent_norm(mean), log_var.clamp(-12.0, 8.0)
 
     @torch.no_grad()
@@ -371,6 +383,15 @@ class SetAutoencoder(nn.Module):
                 for i in range(0, len(checked), batch_size)
             ]
         return torch.cat(codes) if grad else torch.cat(codes).cpu()
+
+    def latent_elements(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [B, latent] -> the latent sets [B, K, latent / K] (K = config.latent_set; 1 for a vector)."""
+        return codes.reshape(codes.shape[0], max(1, self.config.latent_set), -1)
+
+    def pooled_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [B, latent] -> the mean of each latent set's K elements [B, latent / K], invariant to their
+        order (the codes themselves for a single vector)."""
+        return self.latent_elements(codes).mean(1)
 
     def save(self, path: str | Path) -> Path:
         """Write the model (weights in safetensors, its config in meta.json) into the folder `path`;
