@@ -183,8 +183,9 @@ class SetAutoencoder(nn.Module):
     # ---- training-time computation on padded batches -------------------------------------------------
 
     def posterior(self, batch: SetBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Code (vanilla) or posterior mean and log-variance (VAE), each [B, latent]."""
-        return self._posterior(self._normalize(batch))
+        """Code (vanilla) or posterior mean and log-variance (VAE), each [B, latent], of the sets the encoder
+        reads (`batch.encoder_input`: a pair's input set)."""
+        return self._posterior(self._normalize(batch.encoder_input))
 
     def _posterior(self, batch: SetBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
         c = self.config
@@ -219,16 +220,18 @@ class SetAutoencoder(nn.Module):
     def forward(self, batch: SetBatch, loss: str | None = None) -> dict[str, torch.Tensor]:
         """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`, with an adversary its cross
         entropy `adversary` and the code's `confusion` (both added to the loss; each reaches only its own
-        side, setae.nn.adversary); and `distance`, the set loss
-        (in normalised units when config.normalize). A denoising model encodes a corrupted copy in
-        training. `loss` names a set loss to use instead of config.loss (a warm-up). With `dequantize` > 0 the
+        side, setae.nn.adversary); and `distance`, the set loss (in normalised units when
+        config.normalize). For pairs (`batch.source`, setae.datasets.pairs) the encoder reads the input
+        sets and the terms score the targets, `batch`: q(z | X), p(Y | z). A denoising model encodes a
+        corrupted copy in training. `loss` names a set loss to use instead of config.loss (a warm-up). With
+        `dequantize` > 0 the
         point process scores dequantised points (`_dequantize`, in training and eval alike, so evaluation
         estimates the bound on the grid cells' probability) while the encoder reads the clean set."""
         c = self.config
         denoising = self.training and (c.corrupt_drop > 0 or c.corrupt_jitter > 0)
-        source = self._normalize(self._corrupt(batch)) if denoising else None
+        source = self._corrupt(batch.encoder_input) if denoising else batch.encoder_input
         raw, batch = batch, self._normalize(batch)
-        mean, log_var = self._posterior(source or batch)
+        mean, log_var = self._posterior(batch if source is raw else self._normalize(source))
         if log_var is None:
             z, kl = mean, torch.zeros_like(mean[:, 0])
         else:
@@ -337,8 +340,8 @@ class SetAutoencoder(nn.Module):
                 "or the strokes or pointprocess decoder)"
             )
         constant = self.density_constant(batch.sizes).to(batch.points.device)
+        mean, log_var = self.posterior(batch)
         raw, batch = batch, self._normalize(batch)
-        mean, log_var = self._posterior(batch)
         std = (0.5 * log_var).exp()
         prior, posterior = torch.distributions.Normal(0.0, 1.0), torch.distributions.Normal(mean, std)
         log_weights = []
@@ -436,7 +439,8 @@ class SetAutoencoder(nn.Module):
         return out
 
     def reconstruct(self, sets: Sequence, seed: int = 0, labels=None) -> list[torch.Tensor]:
-        """decode(encode(sets)); a conditional model needs the sets' `labels`."""
+        """decode(encode(sets)); a conditional model needs the sets' `labels`. A model trained on pairs
+        (set to set) gives its predicted targets of the input `sets` (e.g. the completed digits)."""
         return self.decode(self.encode(sets, labels=labels), seed=seed, labels=labels)
 
     @property
