@@ -95,6 +95,12 @@ def test_decoder_treats_the_latent_set_as_a_set(seed):
     torch.testing.assert_close(out_p.points, out.points, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out_p.size_nll, out.size_nll, atol=1e-5, rtol=1e-5)
     assert torch.equal(m.decoder.predict_sizes(z[:, index]), m.decoder.predict_sizes(z))
+    labels = torch.tensor([3, 0, 9])
+    conditional = MODELS["conditional"]
+    with torch.no_grad():
+        a = conditional._decoder_input(z, labels)
+        b = conditional._decoder_input(z[:, index], labels)
+    torch.testing.assert_close(b, a[:, index])  # the label is added to every element alike
     vector = model(latent_set=0)  # the same flat code read as one vector: its order matters
     with torch.no_grad():
         a = vector.decoder(z, sizes, generator=torch.Generator().manual_seed(1))

@@ -160,6 +160,7 @@ def test_train_eval_plot_and_resume_on_a_pair_file(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["task"] == "pairs" and metrics["num_sets"] == 12  # a tenth held out
     assert {"chamfer", "ospa", "probe_acc_all", "pooled_probe_acc_all"} <= set(metrics)
+    assert main(["encode", str(run), "--data", str(data), "--out", str(tmp_path / "z.npy")]) == 2
     assert main(["plot", str(run), "--num", "4"]) == 0
     assert (run / "plots/completions.png").exists() and not (run / "plots/reconstructions.png").exists()
 

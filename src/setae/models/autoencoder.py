@@ -83,7 +83,8 @@ class SetAutoencoder(nn.Module):
         if config.conditional:  # additive label embeddings = a one-hot label concatenated before a linear map
             if config.encoder_label:
                 self.label_to_encoder = nn.Embedding(config.num_classes, width)
-            self.label_to_decoder = nn.Embedding(config.num_classes, config.latent_dim)
+            # one embedding added to each of a latent set's elements, so their order stays free
+            self.label_to_decoder = nn.Embedding(config.num_classes, config.latent_dim // elements)
         # A tiny eps: with BatchNorm's 1e-5 the encoder escaped the standardisation by shrinking the pre-norm
         # variance below eps (observed under the VAE's KL pressure), and the codes collapsed again.
         self.latent_norm = BatchStandardize(config.latent_dim, eps=1e-12)
@@ -128,10 +129,12 @@ class SetAutoencoder(nn.Module):
         return labels
 
     def _decoder_input(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """z, plus the label's embedding for a conditional model."""
+        """z, plus the label's embedding for a conditional model (to each element of a latent set)."""
         if not self.config.conditional:
             return z
-        return z + self.label_to_decoder(self._checked_labels(labels))
+        return z + self.label_to_decoder(self._checked_labels(labels)).repeat(
+            1, max(1, self.config.latent_set)
+        )
 
     def _corrupt(self, batch: SetBatch) -> SetBatch:
         """Denoising input: each point dropped with probability corrupt_drop, coordinates jittered by
