@@ -216,3 +216,19 @@ def test_bad_pair_files_are_one_line(tmp_path, capsys, monkeypatch):
     assert main(["eval", "nothing", "--completion", "top-half"]) == 2
     assert main(["train", *TINY, "--completion", "bottom", "--run-dir", "r"]) == 2
     assert "completion='bottom' is not one of top-half, random-30" in capsys.readouterr().err
+
+
+def test_mnist_completion_train_eval_plot(mnist_root, tmp_path):
+    run = tmp_path / "run"
+    data = ["--data", "mnist-completion", "--data-root", str(mnist_root), "--max-size", "342"]
+    small = ["--steps", "2", "--val-size", "20", "--eval-sets", "8", "--prior-fit-sets", "100"]
+    assert main(["train", *TINY, *data, *small, "--run-dir", str(run)]) == 0
+    assert main(["eval", str(run), "--limit", "10", "--no-representation"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["task"] == "top-half" and metrics["num_sets"] == 10
+    assert {"recon_digit_acc", "input_digit_acc", "digit_classifier_acc", "ospa"} <= set(metrics)
+    again = ["eval", str(run), "--data", "mnist-completion", "--completion", "random-30", "--limit", "10"]
+    assert main([*again, "--no-representation"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["task"] == "random-30"
+    assert main(["plot", str(run), "--num", "3"]) == 0
+    assert (run / "plots/completions.png").exists()

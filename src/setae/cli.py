@@ -65,6 +65,8 @@ FLAG_HELP = {
     "data": "mnist, synthetic, mnist-strokes, mnist-skeleton, mnist-completion (part of a digit in, the "
     "digit out), a .npz/.csv/.parquet file or dataset folder of sets, or an .npz of input/target pairs "
     "(arrays input_points, input_offsets, target_points, target_offsets, labels: set-to-set training)",
+    "latent_set": "K > 0: the code is a set of K vectors of latent_dim / K (PMA with K seeds; the tspn "
+    "decoder cross-attends to them; needs --encoder settransformer --decoder tspn); 0: one vector",
     "completion": "mnist-completion: the input, top-half (points with y < 1/2) or random-30 (a fixed random "
     "30%% of the points)",
     "test_data": "file of test sets; default: MNIST's test digits, or a tenth of your file held out",
