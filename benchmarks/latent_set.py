@@ -207,7 +207,14 @@ def draw_figure(task: str, seed: int = 0, count: int = 8) -> Path:
     sets, labels, inputs = test_pairs(saved_config(RUNS / slug(names[0])), task, count)
     outputs = [load(RUNS / slug(n)).reconstruct(inputs, seed=seed) for n in names]
     columns = [[inputs[i], *(o[i] for o in outputs), sets[i]] for i in range(count)]
-    rows = ["input", *(n.split(": ", 1)[1].split(",")[0] for n in names), "whole digit"]
+    short = {", trained on pairs": " (pairs)", ", denoising AE": " (denoising AE)"}
+    rows = ["input"]
+    for name in names:
+        label = name.split(": ", 1)[1]
+        for long, brief in short.items():
+            label = label.replace(long, brief)
+        rows.append(label)
+    rows.append("whole digit")
     title = f"{task} completion; rows: " + " / ".join(rows)
     titles = [f"digit {label}" for label in labels[:count]]
     return plot_set_grid(columns, FIGURE, title, titles, Frame.unit_square())

@@ -362,8 +362,15 @@ def cmd_eval(
     skipped = []
     if representation:
         next(phase)
-        # codes of what the encoder reads: a pair's input set (probes trained on the run's training split)
-        train_sets, train_labels = dataset_items(encoder_view(make_datasets(config)[0]), probe_train)
+        # codes of what the encoder reads: a pair's input set (probes trained on the run's training split,
+        # or on the completion task's training inputs when scored on it)
+        probe_data = make_datasets(config)[0]
+        if data == "mnist-completion":
+            from setae.datasets.pairs import mnist_completion
+
+            task = completion or config.train.completion
+            probe_data = mnist_completion(config.train.data_root or None, "train", task)
+        train_sets, train_labels = dataset_items(encoder_view(probe_data), probe_train)
         if min(labels + train_labels) >= 0:  # labelled data only
             metrics.update(representation_metrics(model, train_sets, train_labels, inputs, labels, seed=seed))
         else:
