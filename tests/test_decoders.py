@@ -15,10 +15,18 @@ from setae.nn.size_heads import CategoricalSizeHead, PoissonSizeHead
 LATENT = 8
 
 
-def tspn(num_inducing: int) -> TSPNDecoder:
+def tspn(num_inducing: int, latent_set: int = 0) -> TSPNDecoder:
     torch.manual_seed(0)
     return TSPNDecoder(
-        LATENT, 3, max_size=12, dim=16, num_heads=4, num_layers=2, num_inducing=num_inducing, init_dim=4
+        LATENT,
+        3,
+        max_size=12,
+        dim=16,
+        num_heads=4,
+        num_layers=2,
+        num_inducing=num_inducing,
+        init_dim=4,
+        latent_set=latent_set,
     )
 
 
@@ -28,7 +36,7 @@ def slot() -> SlotDecoder:
 
 
 # Decoders whose `transform(initial [B, n, dim], z, padding_mask)` must be permutation-equivariant.
-EQUIVARIANT = {"tspn-sab": tspn(0), "tspn-isab": tspn(3), "slot": slot()}
+EQUIVARIANT = {"tspn-sab": tspn(0), "tspn-isab": tspn(3), "tspn-latent-set": tspn(3, 4), "slot": slot()}
 
 
 @settings(max_examples=30, deadline=None)

@@ -18,14 +18,19 @@ import torch
 
 from setae.errors import SetaeError
 from setae.models.config import ModelConfig
-from setae.training.config import PRESETS, TrainConfig
+from setae.training.config import COMPLETIONS, PRESETS, TrainConfig
 from setae.versions import __version__
 
 IWAE_SETS = 200  # test sets for the 64-sample importance-weighted bound (64 decoder passes each)
 DIGIT_SAMPLES = 1000  # prior samples the digit classifier reads
 SWAP_SETS = 200  # conditional MNIST models: test digits decoded as each of the 10 digits
 # the digit classifier judging each MNIST dataset's reconstructions and samples (setae.evaluation.digit_cnn)
-DIGIT_JUDGES = {"mnist": "pixels", "mnist-skeleton": "skeleton", "mnist-strokes": "skeleton"}
+DIGIT_JUDGES = {
+    "mnist": "pixels",
+    "mnist-completion": "pixels",
+    "mnist-skeleton": "skeleton",
+    "mnist-strokes": "skeleton",
+}
 BOOL_FIELDS = ("normalize",)  # bool | None config fields: a --x / --no-x pair, left out = from the data
 
 
@@ -64,7 +69,13 @@ FLAG_HELP = {
     "encoder_inducing": "ISAB inducing points; 0: full self-attention (SAB)",
     "decoder_inducing": "tspn: ISAB inducing points (0: SAB); slot: tokens of z",
     "prior_components": "Gaussian mixture components fitted to the codes; 0: no fitted prior",
-    "data": "mnist, synthetic, mnist-strokes, mnist-skeleton, or a .npz/.csv/.parquet file or dataset folder",
+    "data": "mnist, synthetic, mnist-strokes, mnist-skeleton, mnist-completion (part of a digit in, the "
+    "digit out), a .npz/.csv/.parquet file or dataset folder of sets, or an .npz of input/target pairs "
+    "(arrays input_points, input_offsets, target_points, target_offsets, labels: set-to-set training)",
+    "latent_set": "K > 0: the code is a set of K vectors of latent_dim / K (PMA with K seeds; the tspn "
+    "decoder cross-attends to them; needs --encoder settransformer --decoder tspn); 0: one vector",
+    "completion": "mnist-completion: the input, top-half (points with y < 1/2) or random-30 (a fixed random "
+    "30%% of the points)",
     "test_data": "file of test sets; default: MNIST's test digits, or a tenth of your file held out",
     "val_size": "validation sets, >= 1; default: a tenth of the sets, at most 5000",
     "ospa_cutoff": "OSPA cut-off c in data units, > 0; default: a tenth of the data's extent (MNIST: 0.1)",
@@ -163,8 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a run on its test set; writes RUN/metrics.json")
     ev.add_argument("run", help="run folder or checkpoint")
     ev.add_argument(
-        "--data", help="evaluate on this .npz/.csv/.parquet file of sets instead of the run's test set"
+        "--data",
+        help="evaluate on this .npz/.csv/.parquet file of sets, an .npz of input/target pairs, or "
+        "mnist-completion (MNIST's test digits completed from part of them), instead of the run's test set",
     )
+    ev.add_argument("--completion", choices=COMPLETIONS, help="--data mnist-completion: the input")
     ev.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_progress_flag(ev)
     ev.add_argument("--limit", type=int, help="only the first N test sets")
@@ -220,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--num", type=int, default=16, help="sets per picture")
     plot.add_argument("--seed", type=int, default=0)
     plot.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    plot.add_argument(
+        "--data", help="draw this file's sets or pairs, or mnist-completion, instead of the run's test set"
+    )
+    plot.add_argument("--completion", choices=COMPLETIONS, help="--data mnist-completion: the input")
 
     cluster = sub.add_parser(
         "cluster", help="k-means of a run's codes: clusters.json, a gallery per cluster, a k-selection plot"
@@ -273,11 +291,16 @@ def cmd_eval(
     data: str | None = None,
     device: str = "cpu",
     progress: bool = True,
+    completion: str | None = None,
 ) -> dict:
+    """Test metrics into RUN/metrics.json. On pairs (a run trained on them, or `data` naming a pair file or
+    mnist-completion) the model's outputs of the input sets are scored against the targets, and on MNIST
+    `recon_digit_acc` is then the completed digits' accuracy (`input_digit_acc` the inputs')."""
     from tqdm.auto import tqdm
 
+    from setae.datasets.pairs import encoder_view
     from setae.evaluation.digit_cnn import digit_scores, load_digit_cnn
-    from setae.evaluation.evaluate import dataset_items, evaluate, metric_meanings
+    from setae.evaluation.evaluate import dataset_items, evaluate, metric_meanings, source_items
     from setae.evaluation.representation import representation_metrics
     from setae.fileio import write_json
     from setae.training.checkpoint import load_checkpoint
@@ -294,19 +317,36 @@ def cmd_eval(
     bar = tqdm(phases, desc="eval", disable=None if progress else True, leave=False)
     phase = iter(bar)
     next(phase)
-    sets, labels = dataset_items(make_test_set(config, data), limit)
+    if completion and data != "mnist-completion":
+        raise SetaeError("--completion applies to --data mnist-completion only")
+    test_set = make_test_set(config, data, completion)
+    sets, labels = dataset_items(test_set, limit)
+    sources = source_items(test_set, limit)  # pairs: the input sets, whose targets `sets` are
     if not sets:
         raise SetaeError(f"{data or 'the test set'}: no sets to evaluate (--limit {limit})")
     given = labels if config.model.conditional else None
-    reconstructions = model.reconstruct(sets, seed=seed, labels=given)
+    inputs = sets if sources is None else sources
+    reconstructions = model.reconstruct(inputs, seed=seed, labels=given)
     metrics = {
         "split": test_split_name(config, data),
         "step": meta["step"],
         **evaluate(
-            model, sets, seed=seed, labels=labels, outputs=reconstructions, ospa_cutoff=ospa_cutoff_of(config)
+            model,
+            sets,
+            seed=seed,
+            labels=labels,
+            outputs=reconstructions,
+            ospa_cutoff=ospa_cutoff_of(config),
+            sources=sources,
         ),
     }
-    drawing = DIGIT_JUDGES.get(config.train.data) if data is None else None
+    if sources is not None:  # which completion task (MNIST), or pairs from a file
+        if data == "mnist-completion" or (data is None and config.train.data == "mnist-completion"):
+            metrics["task"] = completion or config.train.completion
+        else:
+            metrics["task"] = "pairs"
+    judged = "mnist-completion" if data == "mnist-completion" else config.train.data if data is None else None
+    drawing = DIGIT_JUDGES.get(judged)
     classifier = None
     if drawing:
         classifier, _ = load_digit_cnn(config.train.data_root or None, drawing=drawing)
@@ -318,6 +358,9 @@ def cmd_eval(
                 target_labels=labels,
             )
         )
+        if sources is not None:  # how recognisable the input part alone is
+            read = digit_scores(classifier, reconstructions=sources, targets=sets, target_labels=labels)
+            metrics["input_digit_acc"] = read["recon_digit_acc"]
         if config.model.conditional:  # style transfer: the first sets' codes decoded as every digit
             from setae.evaluation.generation import label_swaps
 
@@ -330,9 +373,17 @@ def cmd_eval(
     skipped = []
     if representation:
         next(phase)
-        train_sets, train_labels = dataset_items(make_datasets(config)[0], probe_train)
+        # codes of what the encoder reads: a pair's input set (probes trained on the run's training split,
+        # or on the completion task's training inputs when scored on it)
+        probe_data = make_datasets(config)[0]
+        if data == "mnist-completion":
+            from setae.datasets.pairs import mnist_completion
+
+            task = completion or config.train.completion
+            probe_data = mnist_completion(config.train.data_root or None, "train", task)
+        train_sets, train_labels = dataset_items(encoder_view(probe_data), probe_train)
         if min(labels + train_labels) >= 0:  # labelled data only
-            metrics.update(representation_metrics(model, train_sets, train_labels, sets, labels, seed=seed))
+            metrics.update(representation_metrics(model, train_sets, train_labels, inputs, labels, seed=seed))
         else:
             skipped.append("probe_acc, kmeans_nmi: the sets have no labels")
         next(phase)
@@ -340,7 +391,9 @@ def cmd_eval(
             metrics.update(
                 _sample_metrics(model, sets, labels, gen_samples, seed, classifier, ospa_cutoff_of(config))
             )
-            if model.has_likelihood_bound:
+            if sources is not None:
+                skipped.append("iwae_64: not computed on pairs")
+            elif model.has_likelihood_bound:
                 grid = GRID_SPACING.get(config.train.data) if data is None else None
                 first = given[:IWAE_SETS] if given is not None else None
                 metrics.update(_likelihood_metrics(model, sets[:IWAE_SETS], first, seed, grid))
@@ -549,24 +602,54 @@ def cmd_cluster(
     return result
 
 
-def cmd_plot(run: str, num: int, seed: int, device: str = "cpu") -> list[Path]:
-    from setae.evaluation.evaluate import dataset_items
-    from setae.evaluation.plots import Frame, plot_reconstructions, plot_sets, plot_training_curves
+def cmd_plot(
+    run: str,
+    num: int,
+    seed: int,
+    device: str = "cpu",
+    data: str | None = None,
+    completion: str | None = None,
+) -> list[Path]:
+    """PNGs into RUN/plots; on pairs (the run's, or `data`'s) `completions.png`: the first min(num, 8)
+    test inputs, the model's outputs of them and the targets, instead of `reconstructions.png`."""
+    from setae.datasets.pairs import encoder_view
+    from setae.evaluation.evaluate import dataset_items, source_items
+    from setae.evaluation.plots import (
+        Frame,
+        plot_reconstructions,
+        plot_set_grid,
+        plot_sets,
+        plot_training_curves,
+    )
     from setae.training.checkpoint import load_checkpoint
     from setae.training.data import make_test_set
 
+    if completion and data != "mnist-completion":
+        raise SetaeError("--completion applies to --data mnist-completion only")
     model, config, _, checkpoint = load_checkpoint(run, device)
     out = checkpoint.parent / "plots"
-    sets, labels = dataset_items(make_test_set(config), num)
+    test_set = make_test_set(config, data, completion)
+    sets, labels = dataset_items(test_set, num)
+    sources = source_items(test_set, num)
     given = labels if config.model.conditional else None
-    recon = model.reconstruct(sets, seed=seed, labels=given)
+    recon = model.reconstruct(sets if sources is None else sources, seed=seed, labels=given)
     strokes = config.model.decoder == "strokes"
+    shown = data if data and not Path(data).suffix else config.train.data
 
     def frame(*groups) -> Frame:
         """MNIST: the image's fixed frame; other data: fitted to these test sets and the sets drawn."""
-        return Frame.for_data(config.train.data, [*sets, *(s for g in groups for s in g)], strokes)
+        return Frame.for_data(shown, [*sets, *(s for g in groups for s in g)], strokes)
 
-    written = [plot_reconstructions(sets, recon, out / "reconstructions.png", labels, frame(recon))]
+    if sources is None:
+        written = [plot_reconstructions(sets, recon, out / "reconstructions.png", labels, frame(recon))]
+    else:  # one column per pair: input, output, target
+        count = min(len(sets), 8)
+        columns = [[sources[i], recon[i], sets[i]] for i in range(count)]
+        word = frame().label_word
+        title = "rows: the input, the model's output of it, the target"
+        titles = [f"{word} {labels[i]}" if labels[i] >= 0 else f"pair {i}" for i in range(count)]
+        path = out / "completions.png"
+        written = [plot_set_grid(columns, path, title, titles, frame(sources, recon))]
     if config.model.variational:
         requested = [i % config.model.num_classes for i in range(num)] if given else None
         kinds = "digits" if frame().label_word == "digit" else "classes"
@@ -579,7 +662,7 @@ def cmd_plot(run: str, num: int, seed: int, device: str = "cpu") -> list[Path]:
     if config.model.conditional:
         written.append(_label_swap_plot(model, sets, labels, out / "label_swap.png", seed, frame))
     else:  # interpolations and code maps of a conditional model need labels
-        written.extend(_representation_plots(model, make_test_set(config), out, seed, frame=frame))
+        written.extend(_representation_plots(model, encoder_view(test_set), out, seed, frame=frame))
     for path in written:
         print(path)
     return written
@@ -709,6 +792,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.data,
                 args.device,
                 args.progress,
+                args.completion,
             )
         elif args.command == "baseline":
             cmd_baseline(args)
@@ -717,7 +801,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "encode":
             cmd_encode(args.run, args.data, args.out, args.device, args.progress)
         elif args.command == "plot":
-            cmd_plot(args.run, args.num, args.seed, args.device)
+            cmd_plot(args.run, args.num, args.seed, args.device, args.data, args.completion)
         elif args.command == "cluster":
             cmd_cluster(
                 args.run,

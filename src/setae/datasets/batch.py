@@ -19,18 +19,27 @@ from setae.errors import SetaeError
 @dataclass
 class SetBatch:
     """B padded sets. points [B, N, D] float, padding_mask [B, N] bool (True = padding), sizes [B] long,
-    labels [B] long (-1 where a set has no label)."""
+    labels [B] long (-1 where a set has no label). `source` (set-to-set pairs): the B input sets the
+    encoder reads, whose targets these sets are; None: the encoder reads these sets."""
 
     points: torch.Tensor
     padding_mask: torch.Tensor
     sizes: torch.Tensor
     labels: torch.Tensor
+    source: SetBatch | None = None
 
     def __len__(self) -> int:
         return self.points.shape[0]
 
+    @property
+    def encoder_input(self) -> SetBatch:
+        """The sets the encoder reads: `source` for pairs, else these sets."""
+        return self if self.source is None else self.source
+
     def to(self, device: torch.device | str) -> SetBatch:
-        return SetBatch(*(t.to(device) for t in (self.points, self.padding_mask, self.sizes, self.labels)))
+        source = None if self.source is None else self.source.to(device)
+        tensors = (self.points, self.padding_mask, self.sizes, self.labels)
+        return SetBatch(*(t.to(device) for t in tensors), source=source)
 
     def unpad(self) -> list[torch.Tensor]:
         """The sets as a list of [n_i, D] tensors."""

@@ -112,6 +112,11 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = {"points", "offsets"} - set(data.files)
+            if missing and "input_points" in data.files:
+                raise SetaeError(
+                    f"{path}: a file of input/target pairs (setae.datasets.pairs), not of sets: train on it "
+                    "with `setae train --data`"
+                )
             if missing:
                 raise SetaeError(
                     f"{path}: missing array(s) {', '.join(sorted(missing))}; see `setae train --help`"
@@ -217,33 +222,44 @@ def _int(path: Path, where: str, value) -> int:
         raise SetaeError(f"{path}: {where}: label {value!r} is not an integer") from None
 
 
-def _validate(path: Path, points: np.ndarray, offsets: np.ndarray, labels: np.ndarray | None) -> None:
+def _validate(
+    path: Path, points: np.ndarray, offsets: np.ndarray, labels: np.ndarray | None, prefix: str = ""
+) -> None:
+    """One-line errors for a packed [total, D] `points` and [B + 1] `offsets` (and labels [B]); `prefix`
+    names the arrays of a pair file (`input_`, `target_`; setae.datasets.pairs)."""
+    kind = f"{prefix.rstrip('_')} set" if prefix else "set"
     if points.ndim != 2 or points.shape[1] < 1 or not np.issubdtype(points.dtype, np.number):
         raise SetaeError(
-            f"{path}: points must be a numeric [total, D] array, got {points.dtype} {list(points.shape)}"
+            f"{path}: {prefix}points must be a numeric [total, D] array, got {points.dtype} "
+            f"{list(points.shape)}"
         )
     if offsets.ndim != 1 or len(offsets) < 2 or not np.issubdtype(offsets.dtype, np.integer):
         raise SetaeError(
-            f"{path}: offsets must be an integer [B + 1] array with B >= 1, got {list(offsets.shape)}"
+            f"{path}: {prefix}offsets must be an integer [B + 1] array with B >= 1, got {list(offsets.shape)}"
         )
     if offsets[0] != 0 or offsets[-1] != len(points):
-        raise SetaeError(f"{path}: offsets must start at 0 and end at {len(points)} (the number of points)")
+        raise SetaeError(
+            f"{path}: {prefix}offsets must start at 0 and end at {len(points)} (the number of {prefix}points)"
+        )
     shrinking = np.flatnonzero(np.diff(offsets) < 0)
     if len(shrinking):
-        raise SetaeError(f"{path}: offsets decrease at set {shrinking[0]}")
+        raise SetaeError(f"{path}: {prefix}offsets decrease at {kind} {shrinking[0]}")
     for start in range(0, len(points), _CHUNK):  # in chunks, so a memory-mapped file is never loaded whole
         bad = np.flatnonzero(~np.isfinite(points[start : start + _CHUNK]).all(axis=1))
         if len(bad):
             point = start + int(bad[0])
             set_index = int(np.searchsorted(offsets, point, side="right") - 1)
-            raise SetaeError(f"{path}: set {set_index} contains NaN or infinite coordinates (point {point})")
+            raise SetaeError(
+                f"{path}: {kind} {set_index} contains NaN or infinite coordinates ({prefix}point {point})"
+            )
     if labels is not None:
         if labels.shape != (len(offsets) - 1,) or not np.issubdtype(labels.dtype, np.integer):
             raise SetaeError(f"{path}: labels must be an integer [B] array with B = {len(offsets) - 1}")
         negative = np.flatnonzero(labels < 0)
         if len(negative):
             raise SetaeError(
-                f"{path}: set {negative[0]} has label {labels[negative[0]]}; labels must be >= 0"
+                f"{path}: {'pair' if prefix else 'set'} {negative[0]} has label {labels[negative[0]]}; "
+                "labels must be >= 0"
             )
 
 

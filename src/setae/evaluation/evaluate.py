@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 
 from setae.datasets.batch import SetBatch
+from setae.datasets.pairs import PairedSets
 from setae.datasets.strokes import strokes_to_points
 from setae.evaluation.set_metrics import set_distances, summarize
 from setae.models.autoencoder import SetAutoencoder
@@ -21,6 +22,12 @@ def dataset_items(dataset, limit: int | None = None) -> tuple[list[torch.Tensor]
     return [p for p, _ in items], [int(label) for _, label in items]
 
 
+def source_items(dataset, limit: int | None = None) -> list[torch.Tensor] | None:
+    """The input sets of the first `limit` pairs of a PairedSets (setae.datasets.pairs); None for a dataset
+    of single sets (the encoder reads the sets themselves)."""
+    return dataset_items(dataset.inputs, limit)[0] if isinstance(dataset, PairedSets) else None
+
+
 @torch.no_grad()
 def objective_terms(
     model: SetAutoencoder,
@@ -28,9 +35,11 @@ def objective_terms(
     seed: int = 0,
     batch_size: int = 256,
     labels: Sequence[int] | None = None,
+    sources: Sequence[torch.Tensor] | None = None,
 ):
     """Mean per-set figures in nats, with true sizes and one posterior sample per set drawn under `seed` (the
-    global RNG is left untouched); `labels` are needed by conditional models. See NATS for what each is:
+    global RNG is left untouched); `labels` are needed by conditional models; with `sources` (pairs) the
+    encoder reads them and `sets` are their targets. See NATS for what each is:
 
     - `recon_nll`, `size_nll`, `kl` (VAEs): the training objective's terms;
     - `elbo` (VAEs whose loss is a likelihood, `has_likelihood_bound`): −(recon + size + kl) − the density
@@ -51,6 +60,8 @@ def objective_terms(
             chunk = list(sets[i : i + batch_size])
             chunk_labels = None if labels is None else list(labels[i : i + batch_size])
             batch = SetBatch.from_sets(chunk, chunk_labels)
+            if sources is not None:
+                batch.source = SetBatch.from_sets(list(sources[i : i + batch_size]), chunk_labels)
             terms = model(batch.to(device))
             for key in ("recon", "size", "kl"):
                 totals[key] += float(terms[key].sum())
@@ -172,15 +183,20 @@ def evaluate(
     labels: Sequence[int] | None = None,
     outputs: Sequence[torch.Tensor] | None = None,
     ospa_cutoff: float = 0.1,
+    sources: Sequence[torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Reconstruct `sets` with the model's own size predictions (or take its `outputs`, reconstructions
     made with `seed`) and score them (see set_metrics; OSPA with cut-off `ospa_cutoff` in data units), plus
     the objective terms. Conditional models need
     the sets' `labels`; drawings (stroke-3 sequences) are compared as the sets of absolute points they
-    visit. Returns a flat dict of floats; `empty_outputs` is the fraction of empty reconstructions."""
+    visit. With `sources` (pairs: the input set of each target in `sets`), the model's outputs of the
+    sources are scored against the targets (e.g. completion against the whole digit). Returns a flat dict
+    of floats; `empty_outputs` is the fraction of empty reconstructions."""
     labels = labels if model.config.conditional else None
+    if sources is not None and len(sources) != len(sets):
+        raise ValueError(f"evaluate: {len(sources)} sources for {len(sets)} sets")
     if outputs is None:
-        outputs = model.reconstruct(sets, seed=seed, labels=labels)
+        outputs = model.reconstruct(sets if sources is None else sources, seed=seed, labels=labels)
     targets = sets
     if model.config.decoder == "strokes":  # drawings are scored as the sets of points they visit
         targets, outputs = (
@@ -188,6 +204,6 @@ def evaluate(
         )
     metrics = summarize(set_distances(targets, outputs, ospa_cutoff))
     metrics["empty_outputs"] = sum(len(o) == 0 for o in outputs) / max(len(outputs), 1)
-    metrics.update(objective_terms(model, sets, seed=seed, labels=labels))
+    metrics.update(objective_terms(model, sets, seed=seed, labels=labels, sources=sources))
     metrics["num_sets"] = len(sets)
     return metrics

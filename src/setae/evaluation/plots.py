@@ -28,7 +28,11 @@ from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
 from setae.datasets.strokes import strokes_to_points, strokes_to_polylines  # noqa: E402
 from setae.fileio import atomic_write  # noqa: E402
 
-IMAGE_DATA = ("mnist", "mnist-skeleton")  # point sets in image coordinates: (column, row) / 27, y down
+IMAGE_DATA = (
+    "mnist",
+    "mnist-skeleton",
+    "mnist-completion",
+)  # point sets in image coordinates: (column, row) / 27, y down
 MNIST_DATA = (*IMAGE_DATA, "mnist-strokes")
 MNIST_SIDE = 28
 MARGIN = 0.05  # of an axis's span, on each side of a fitted frame

@@ -132,8 +132,18 @@ def representation_metrics(
     model: SetAutoencoder, train_sets: Sequence, train_labels, test_sets: Sequence, test_labels, seed: int = 0
 ) -> dict[str, float | list[str]]:
     """`code_metrics` of the model's codes (`model.encode`: posterior means for VAEs; a conditional model's
-    codes are computed given the labels, so they describe what the label does not)."""
+    codes are computed given the labels, so they describe what the label does not). A model with a latent
+    set (latent_set = K > 0) is scored on its flattened codes [B, K·d_k] (ordered by the PMA seeds) and,
+    as `pooled_probe_acc_*`, `pooled_kmeans_*`, on the pooled latent set (1/K) Σ_j z_j [B, d_k], which
+    forgets which seed gave which element."""
     given = model.config.conditional
     train_codes = model.encode(train_sets, labels=train_labels if given else None)
     test_codes = model.encode(test_sets, labels=test_labels if given else None)
-    return code_metrics(train_codes, train_labels, test_codes, test_labels, seed)
+    out = code_metrics(train_codes, train_labels, test_codes, test_labels, seed)
+    if model.config.latent_set:
+        pooled = code_metrics(
+            model.pooled_codes(train_codes), train_labels, model.pooled_codes(test_codes), test_labels, seed
+        )
+        pooled.pop("skipped", None)  # the same reasons as the flattened codes'
+        out.update({f"pooled_{key}": value for key, value in pooled.items()})
+    return out

@@ -10,6 +10,13 @@ of the KL is constant and nothing pulls the aggregate posterior towards N(0, I);
 γ (`latent_scale_learned`; at the KL's optimum for a given signal-to-noise ratio γ² + σ² = 1), the codes'
 spread plus the posterior noise match the prior's unit variance.
 
+A latent set (`latent_set` = K > 0; Set Transformer's route from set to set through a smaller set, Lee et
+al. 2019): the Set Transformer encoder pools with K PMA seeds to e_1..e_K, one linear map shared by the K
+gives each element z_j ∈ R^{d_k}, d_k = latent / K, and the code is z = [z_1, ..., z_K] flattened [B, K·d_k],
+element after element, so the KL, the batch norm, γ and the fitted prior treat it as the vector it is. The
+TSPN decoder cross-attends to {z_1, ..., z_K} as a set (setae.nn.decoders.tspn). The seeds fix which
+element is which: permuting the seeds permutes the elements, and decoding ignores their order.
+
 Sampling: `sample()` draws codes from N(0, I) or, once fitted after training, from a Gaussian mixture fitted
 to the training codes (`FittedPrior`), which puts samples where the codes are.
 
@@ -68,12 +75,16 @@ class SetAutoencoder(nn.Module):
             )
         self.config = config
         self.encoder = build_encoder(config)
-        out = 2 * config.latent_dim if config.variational else config.latent_dim
-        self.to_latent = nn.Linear(self.encoder.out_dim + 2, out)
+        # A latent set: one linear map, shared by the K pooled vectors, gives each element's d_k numbers.
+        elements = max(1, config.latent_set)
+        width = self.encoder.out_dim // elements + 2
+        out = (2 if config.variational else 1) * config.latent_dim // elements
+        self.to_latent = nn.Linear(width, out)
         if config.conditional:  # additive label embeddings = a one-hot label concatenated before a linear map
             if config.encoder_label:
-                self.label_to_encoder = nn.Embedding(config.num_classes, self.encoder.out_dim + 2)
-            self.label_to_decoder = nn.Embedding(config.num_classes, config.latent_dim)
+                self.label_to_encoder = nn.Embedding(config.num_classes, width)
+            # one embedding added to each of a latent set's elements, so their order stays free
+            self.label_to_decoder = nn.Embedding(config.num_classes, config.latent_dim // elements)
         # A tiny eps: with BatchNorm's 1e-5 the encoder escaped the standardisation by shrinking the pre-norm
         # variance below eps (observed under the VAE's KL pressure), and the codes collapsed again.
         self.latent_norm = BatchStandardize(config.latent_dim, eps=1e-12)
@@ -118,10 +129,12 @@ class SetAutoencoder(nn.Module):
         return labels
 
     def _decoder_input(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """z, plus the label's embedding for a conditional model."""
+        """z, plus the label's embedding for a conditional model (to each element of a latent set)."""
         if not self.config.conditional:
             return z
-        return z + self.label_to_decoder(self._checked_labels(labels))
+        return z + self.label_to_decoder(self._checked_labels(labels)).repeat(
+            1, max(1, self.config.latent_set)
+        )
 
     def _corrupt(self, batch: SetBatch) -> SetBatch:
         """Denoising input: each point dropped with probability corrupt_drop, coordinates jittered by
@@ -173,8 +186,9 @@ class SetAutoencoder(nn.Module):
     # ---- training-time computation on padded batches -------------------------------------------------
 
     def posterior(self, batch: SetBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Code (vanilla) or posterior mean and log-variance (VAE), each [B, latent]."""
-        return self._posterior(self._normalize(batch))
+        """Code (vanilla) or posterior mean and log-variance (VAE), each [B, latent], of the sets the encoder
+        reads (`batch.encoder_input`: a pair's input set)."""
+        return self._posterior(self._normalize(batch.encoder_input))
 
     def _encoder_input(self, batch: SetBatch) -> torch.Tensor:
         """The encoder reads the points [B, n, d]; drawings with stroke_position also the pen's absolute
@@ -189,13 +203,15 @@ class SetAutoencoder(nn.Module):
         c = self.config
         n = batch.sizes.to(batch.points.dtype)[:, None]
         size_features = torch.cat([n / c.max_size, torch.log1p(n) / math.log1p(c.max_size)], dim=1)
-        h = torch.cat([self.encoder(self._encoder_input(batch), batch.padding_mask), size_features], 1)
+        elements = max(1, c.latent_set)
+        pooled = self.encoder(self._encoder_input(batch), batch.padding_mask).view(len(n), elements, -1)
+        h = torch.cat([pooled, size_features[:, None].expand(-1, elements, -1)], 2)
         if c.conditional and c.encoder_label:
-            h = h + self.label_to_encoder(self._checked_labels(batch.labels))
-        h = self.to_latent(h)
+            h = h + self.label_to_encoder(self._checked_labels(batch.labels))[:, None]
+        h = self.to_latent(h)  # [B, K, (2·)d_k], flattened element after element
         if not c.variational:
-            return self.latent_scale * self.latent_norm(h), None
-        mean, log_var = h.chunk(2, dim=1)
+            return self.latent_scale * self.latent_norm(h.flatten(1)), None
+        mean, log_var = (part.flatten(1) for part in h.chunk(2, dim=2))
         return self.latent_scale * self.latent_norm(mean), log_var.clamp(-12.0, 8.0)
 
     @torch.no_grad()
@@ -216,16 +232,18 @@ class SetAutoencoder(nn.Module):
     def forward(self, batch: SetBatch, loss: str | None = None) -> dict[str, torch.Tensor]:
         """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`, with an adversary its cross
         entropy `adversary` and the code's `confusion` (both added to the loss; each reaches only its own
-        side, setae.nn.adversary); and `distance`, the set loss
-        (in normalised units when config.normalize). A denoising model encodes a corrupted copy in
-        training. `loss` names a set loss to use instead of config.loss (a warm-up). With `dequantize` > 0 the
+        side, setae.nn.adversary); and `distance`, the set loss (in normalised units when
+        config.normalize). For pairs (`batch.source`, setae.datasets.pairs) the encoder reads the input
+        sets and the terms score the targets, `batch`: q(z | X), p(Y | z). A denoising model encodes a
+        corrupted copy in training. `loss` names a set loss to use instead of config.loss (a warm-up). With
+        `dequantize` > 0 the
         point process scores dequantised points (`_dequantize`, in training and eval alike, so evaluation
         estimates the bound on the grid cells' probability) while the encoder reads the clean set."""
         c = self.config
         denoising = self.training and (c.corrupt_drop > 0 or c.corrupt_jitter > 0)
-        source = self._normalize(self._corrupt(batch)) if denoising else None
+        source = self._corrupt(batch.encoder_input) if denoising else batch.encoder_input
         raw, batch = batch, self._normalize(batch)
-        mean, log_var = self._posterior(source or batch)
+        mean, log_var = self._posterior(batch if source is raw else self._normalize(source))
         if log_var is None:
             z, kl = mean, torch.zeros_like(mean[:, 0])
         else:
@@ -334,8 +352,8 @@ class SetAutoencoder(nn.Module):
                 "or the strokes or pointprocess decoder)"
             )
         constant = self.density_constant(batch.sizes).to(batch.points.device)
+        mean, log_var = self.posterior(batch)
         raw, batch = batch, self._normalize(batch)
-        mean, log_var = self._posterior(batch)
         std = (0.5 * log_var).exp()
         prior, posterior = torch.distributions.Normal(0.0, 1.0), torch.distributions.Normal(mean, std)
         log_weights = []
@@ -381,6 +399,15 @@ class SetAutoencoder(nn.Module):
             ]
         return torch.cat(codes) if grad else torch.cat(codes).cpu()
 
+    def latent_elements(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [B, latent] -> the latent sets [B, K, latent / K] (K = config.latent_set; 1 for a vector)."""
+        return codes.reshape(codes.shape[0], max(1, self.config.latent_set), -1)
+
+    def pooled_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [B, latent] -> the mean of each latent set's K elements [B, latent / K], invariant to their
+        order (the codes themselves for a single vector)."""
+        return self.latent_elements(codes).mean(1)
+
     def save(self, path: str | Path) -> Path:
         """Write the model (weights in safetensors, its config in meta.json) into the folder `path`;
         `setae.load(path)` reads it back. Atomic per file."""
@@ -424,7 +451,8 @@ class SetAutoencoder(nn.Module):
         return out
 
     def reconstruct(self, sets: Sequence, seed: int = 0, labels=None) -> list[torch.Tensor]:
-        """decode(encode(sets)); a conditional model needs the sets' `labels`."""
+        """decode(encode(sets)); a conditional model needs the sets' `labels`. A model trained on pairs
+        (set to set) gives its predicted targets of the input `sets` (e.g. the completed digits)."""
         return self.decode(self.encode(sets, labels=labels), seed=seed, labels=labels)
 
     @property

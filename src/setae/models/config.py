@@ -48,6 +48,9 @@ class ModelConfig:
     point_dim: int = 2
     max_size: int | None = None  # None: the largest set in the data (MNIST: 342)
     latent_dim: int = 64
+    # > 0: the code is a set of K = latent_set vectors of latent_dim / K dims (PMA with K seeds; the tspn
+    # decoder cross-attends to them); 0: one vector
+    latent_set: int = 0
     variational: bool = True
     conditional: bool = False
     encoder_label: bool = True  # conditional: the encoder reads the label too (off: q(z | X))
@@ -110,6 +113,17 @@ class ModelConfig:
         for name in ("point_dim", "max_size", "latent_dim", "num_classes"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SetaeError(f"config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.latent_set < 0 or (self.latent_set and self.latent_dim % self.latent_set):
+            raise SetaeError(
+                f"config: latent_set must be >= 0 and divide latent_dim={self.latent_dim}, "
+                f"got {self.latent_set}"
+            )
+        if self.latent_set and (self.encoder, self.decoder) != ("settransformer", "tspn"):
+            raise SetaeError(
+                "config: latent_set > 0 needs encoder='settransformer' (PMA with latent_set seeds) and "
+                f"decoder='tspn' (cross-attention to the latent set), not {self.encoder!r} and "
+                f"{self.decoder!r}"
+            )
         if self.point_sigma is not None and not self.point_sigma > 0:
             raise SetaeError(
                 f"config: point_sigma must be > 0, got {self.point_sigma} "
@@ -171,7 +185,9 @@ def build_encoder(c: ModelConfig) -> nn.Module:
             c.encoder_shuffle,
             c.encoder_bidirectional,
         )
-    return SetTransformer(d, c.encoder_dim, c.encoder_heads, c.encoder_layers, c.encoder_inducing)
+    return SetTransformer(
+        d, c.encoder_dim, c.encoder_heads, c.encoder_layers, c.encoder_inducing, max(1, c.latent_set)
+    )
 
 
 def build_decoder(c: ModelConfig) -> nn.Module:
@@ -214,4 +230,5 @@ def build_decoder(c: ModelConfig) -> nn.Module:
         c.decoder_inducing,
         c.decoder_init_dim,
         c.size_head,
+        c.latent_set,
     )

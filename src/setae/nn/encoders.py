@@ -93,8 +93,9 @@ class SetTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, n, in_dim], padding_mask [B, n] -> [B, num_seeds·dim]."""
-        h = self.embed(x)
+        """x [B, n, in_dim], padding_mask [B, n] -> [B, num_seeds·dim]; padding rows may hold anything
+        (NaN included): they are zeroed first, since attention's zero weight times NaN is NaN."""
+        h = self.embed(x if padding_mask is None else x.masked_fill(padding_mask[..., None], 0.0))
         for layer in self.layers:
             h = layer(h, padding_mask)
         return self.norm(self.pool(h, padding_mask)).flatten(1)

@@ -17,7 +17,8 @@ from typing import Any
 from setae.errors import SetaeError
 from setae.models.config import ModelConfig
 
-DATASETS = ("mnist", "synthetic", "mnist-strokes", "mnist-skeleton")
+DATASETS = ("mnist", "synthetic", "mnist-strokes", "mnist-skeleton", "mnist-completion")
+COMPLETIONS = ("top-half", "random-30")  # setae.datasets.pairs
 DATA_SUFFIXES = (".npz", ".csv", ".parquet")
 
 
@@ -26,8 +27,10 @@ class TrainConfig:
     """How a model is trained: data, optimisation, schedule of evaluation and checkpoints."""
 
     # mnist, synthetic, mnist-strokes (stroke-3 sequences), mnist-skeleton (the strokes' points as sets), or a
-    # .npz/.csv/.parquet file or folder of sets (setae.datasets.pointfile)
+    # .npz/.csv/.parquet file or folder of sets (setae.datasets.pointfile); mnist-completion, or an .npz
+    # of input/target pairs: set-to-set training (setae.datasets.pairs)
     data: str = "mnist"
+    completion: str = "top-half"  # mnist-completion: the input, top-half or random-30 of the digit
     data_root: str = ""
     test_data: str = ""  # a file of test sets; "": MNIST's test digits, or a held-out part of `data`
     val_size: int | None = None  # None: a tenth of the sets, at most 5,000
@@ -85,6 +88,7 @@ class TrainConfig:
         for name, value, allowed in (
             ("optimizer", self.optimizer, ("adamw", "sgd")),
             ("precision", self.precision, ("fp32", "bf16")),
+            ("completion", self.completion, COMPLETIONS),
         ):
             if value not in allowed:
                 raise SetaeError(f"config: train.{name}={value!r} is not one of {', '.join(allowed)}")

@@ -3,8 +3,11 @@
 Splits:
 - MNIST (pixel sets, strokes, skeletons): training digits minus the last `val_size` for validation; the
   10,000 test digits for test. Synthetic sets: likewise, with fresh sets (another seed) for test.
-- Your own file without `test_data`: a random permutation under `split_seed` holds out a tenth of the sets
-  for test and `val_size` for validation; with `test_data`, only validation is taken from the file.
+- MNIST completion (`mnist-completion`, setae.datasets.pairs): the same digits, as pairs (part of the
+  digit, the digit) under `completion`.
+- Your own file (of sets, or of input/target pairs) without `test_data`: a random permutation under
+  `split_seed` holds out a tenth of the sets for test and `val_size` for validation; with `test_data`, only
+  validation is taken from the file.
 
 Derived settings (`resolve_from_data`, for the fields left None; recorded in the run's config):
 - `val_size`: a tenth of the sets, at most 5,000;
@@ -29,13 +32,19 @@ from torch.utils.data import Dataset
 from setae.datasets import MNIST_MAX_SET_SIZE, MNISTSets, SyntheticSets
 from setae.datasets.mnist_strokes import MNISTSkeletonSets, MNISTStrokes
 from setae.datasets.packed import PackedSets
-from setae.datasets.pointfile import load_point_sets
+from setae.datasets.pairs import PairedSets, load_data, mnist_completion
 from setae.errors import SetaeError
 from setae.training.config import DATASETS, Config
 
 MNIST_PIXEL = 1 / 27  # σ of MNIST's pixel sets: one pixel of the 28 × 28 grid mapped to [0, 1]
 MNIST_OSPA_CUTOFF = 0.1
-GRID_SPACING = {"mnist": MNIST_PIXEL, "mnist-skeleton": MNIST_PIXEL, "mnist-strokes": 1.0}  # `dequantize`
+GRID_SPACING = {  # `dequantize`
+    "mnist": MNIST_PIXEL,
+    "mnist-completion": MNIST_PIXEL,
+    "mnist-skeleton": MNIST_PIXEL,
+    "mnist-strokes": 1.0,
+}
+MNIST_DATA = ("mnist", "mnist-skeleton", "mnist-strokes", "mnist-completion")
 SYNTHETIC_MAX_SIZE = 32
 STATISTICS_SETS = 1000  # sets whose points the derived σ and extent are measured on
 
@@ -44,9 +53,12 @@ def is_user_data(config: Config) -> bool:
     return config.train.data not in DATASETS
 
 
-def _builtin(config: Config, split: str) -> PackedSets:
-    """The "train" or "test" split of a built-in source (MNIST pixel sets, strokes, skeletons, synthetic)."""
+def _builtin(config: Config, split: str) -> PackedSets | PairedSets:
+    """The "train" or "test" split of a built-in source (MNIST pixel sets, strokes, skeletons, completion
+    pairs, synthetic)."""
     t = config.train
+    if t.data == "mnist-completion":
+        return mnist_completion(t.data_root or None, split, t.completion)
     if t.data == "synthetic":
         count, seed = (4096, t.seed) if split == "train" else (1024, t.seed + 1)
         max_size = config.model.max_size or SYNTHETIC_MAX_SIZE
@@ -55,9 +67,10 @@ def _builtin(config: Config, split: str) -> PackedSets:
     return kind(root=t.data_root or None, split=split)
 
 
-def training_split(config: Config) -> PackedSets:
-    """All sets of the training source: MNIST's training digits, synthetic sets, or the file `train.data`."""
-    return load_point_sets(config.train.data) if is_user_data(config) else _builtin(config, "train")
+def training_split(config: Config) -> PackedSets | PairedSets:
+    """All sets (or pairs) of the training source: MNIST's training digits, synthetic sets, or the file
+    `train.data`."""
+    return load_data(config.train.data) if is_user_data(config) else _builtin(config, "train")
 
 
 def default_val_size(num_sets: int) -> int:
@@ -87,7 +100,7 @@ def _user_split(config: Config, num_sets: int) -> tuple[np.ndarray, np.ndarray, 
     return np.sort(train), np.sort(val), np.sort(test)
 
 
-def make_datasets(config: Config, full: PackedSets | None = None) -> tuple[PackedSets, PackedSets]:
+def make_datasets(config: Config, full: PackedSets | PairedSets | None = None) -> tuple:
     """(train, validation) sets (module docstring)."""
     t = config.train
     full = training_split(config) if full is None else full
@@ -111,21 +124,26 @@ def make_datasets(config: Config, full: PackedSets | None = None) -> tuple[Packe
     return full.subset(0, split), full.subset(split, len(full))
 
 
-def make_test_set(config: Config, data: str | None = None) -> Dataset:
-    """The held-out test sets: the file `data` when given, else `train.test_data`, else the run's own
-    (module docstring)."""
+def make_test_set(config: Config, data: str | None = None, completion: str | None = None) -> Dataset:
+    """The held-out test sets (or pairs): the file `data` when given (or `mnist-completion`: MNIST's test
+    completion pairs under `completion`, default train.completion), else `train.test_data`, else the run's
+    own (module docstring)."""
     t = config.train
+    if data == "mnist-completion":
+        return mnist_completion(t.data_root or None, "test", completion or t.completion)
     if data or t.test_data:
-        return load_point_sets(data or t.test_data)
+        return load_data(data or t.test_data)
     if not is_user_data(config):
         return _builtin(config, "test")
-    full = load_point_sets(t.data)
+    full = load_data(t.data)
     return full.take(_user_split(config, len(full))[2])
 
 
 def test_split_name(config: Config, data: str | None = None) -> str:
     """What `make_test_set` returns, in words (stored as metrics.json's `split`)."""
     t = config.train
+    if data == "mnist-completion":
+        return "test: MNIST completion pairs"
     if data or t.test_data:
         return f"test: {Path(data or t.test_data).name}"
     if t.data == "synthetic":
@@ -157,7 +175,7 @@ def resolve_from_data(config: Config, full: PackedSets) -> list[str]:
     from the training split only); make file paths absolute. Returns one phrase per derived setting, for
     the one line a run prints."""
     t, m = config.train, config.model
-    mnist = t.data in ("mnist", "mnist-skeleton", "mnist-strokes")
+    mnist = t.data in MNIST_DATA
     chosen = []
     for name in ("data", "test_data", "data_root"):
         value = getattr(t, name)
@@ -171,8 +189,12 @@ def resolve_from_data(config: Config, full: PackedSets) -> list[str]:
     if m.max_size is None:
         largest = full.max_size
         if t.test_data:
-            largest = max(largest, load_point_sets(t.test_data).max_size)
-        builtin = {"mnist": MNIST_MAX_SET_SIZE, "synthetic": SYNTHETIC_MAX_SIZE}
+            largest = max(largest, load_data(t.test_data).max_size)
+        builtin = {
+            "mnist": MNIST_MAX_SET_SIZE,
+            "mnist-completion": MNIST_MAX_SET_SIZE,
+            "synthetic": SYNTHETIC_MAX_SIZE,
+        }
         m.max_size = builtin.get(t.data, largest)
         chosen.append(f"max_size {m.max_size}")
     train = make_datasets(config, full)[0]  # statistics of the training sets only

@@ -18,8 +18,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from setae.datasets.batch import SetBatch
+from setae.datasets.pairs import encoder_view
 from setae.errors import SetaeError
-from setae.evaluation.evaluate import dataset_items, evaluate
+from setae.evaluation.evaluate import dataset_items, evaluate, source_items
 from setae.fileio import write_json, write_text
 from setae.models.autoencoder import SetAutoencoder
 from setae.rng import preserved, rng_state, set_rng_state
@@ -170,6 +171,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             f"over {full.labels.min()}..{full.labels.max()} (-1: none; set --num-classes)"
         )
     val_sets, val_labels = dataset_items(val_set, t.eval_sets)
+    val_sources = source_items(val_set, t.eval_sets)  # pairs: the input sets of the targets val_sets
     if t.batch_size * ctx.world_size > len(train_set):
         raise SetaeError(
             f"config: train.batch_size={t.batch_size} × {ctx.world_size} process(es) exceeds the "
@@ -223,7 +225,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             count = min(t.prior_fit_sets, len(train_set))
             if count >= config.model.prior_components:
                 fit = train_set.subset(0, count)
-                model.fit_prior(*dataset_items(fit), seed=t.seed)
+                model.fit_prior(*dataset_items(encoder_view(fit)), seed=t.seed)
         if ctx.is_main:
             state = {
                 "optimizer": optimizer.state_dict(),
@@ -291,7 +293,14 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             window_sets, window_seconds = 0, 0.0
         if (done % t.eval_every == 0 or done == t.steps) and ctx.is_main:
             model.calibrate_latent_norm([b.to(device) for b in calibration])
-            metrics = evaluate(model, val_sets, seed=t.seed, labels=val_labels, ospa_cutoff=t.ospa_cutoff)
+            metrics = evaluate(
+                model,
+                val_sets,
+                seed=t.seed,
+                labels=val_labels,
+                ospa_cutoff=t.ospa_cutoff,
+                sources=val_sources,
+            )
             model.train()
             log.write({"step": done, "split": "val", **metrics})
             bar.write(f"step {done}: val chamfer {metrics['chamfer']:.5f} size_mae {metrics['size_mae']:.2f}")

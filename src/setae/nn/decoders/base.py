@@ -73,12 +73,16 @@ class InitialSet(nn.Module):
 
 class SampledSetDecoder(nn.Module):
     """Shared by TSPN and the slot decoder: k ~ p(k | z) from `size_head` (the true size in training), k
-    initial elements from `initial`, then the subclass's equivariant `transform(initial, z, padding_mask)`."""
+    initial elements from `initial`, then the subclass's equivariant `transform(initial, z, padding_mask)`;
+    the size head reads `size_features(z)` (z itself unless the subclass pools it)."""
+
+    def size_features(self, z: torch.Tensor) -> torch.Tensor:
+        return z
 
     def forward(self, z: torch.Tensor, sizes: torch.Tensor, generator: torch.Generator | None = None):
         mask = padding_mask_from_sizes(sizes)
         points = self.transform(self.initial(sizes, generator), z, mask)
-        return DecodedSet(points, mask, self.size_head.nll(z, sizes))
+        return DecodedSet(points, mask, self.size_head.nll(self.size_features(z), sizes))
 
     def predict_sizes(self, z: torch.Tensor) -> torch.Tensor:
-        return self.size_head.predict(z)
+        return self.size_head.predict(self.size_features(z))
