@@ -106,16 +106,18 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("sequence_run")
-    parser.add_argument("set_run")
+    parser.add_argument("set_run", nargs="?", help="left out: the set AE's row is kept from the JSON")
     parser.add_argument("--test-sets", type=int, default=2000)
     args = parser.parse_args()
     from setae.fileio import write_json, write_text
 
-    rows = {
-        "sequence AE (GRU → mixture-density RNN)": model_row(args.sequence_run, args.test_sets),
-        "set AE (Set Transformer → TSPN)": model_row(args.set_run, args.test_sets),
-    }
-    latent = json.loads((Path(args.set_run) / "config.json").read_text())["model"]["latent_dim"]
+    set_name = "set AE (Set Transformer → TSPN)"
+    rows = {"sequence AE (GRU → mixture-density RNN)": model_row(args.sequence_run, args.test_sets)}
+    if args.set_run:
+        rows[set_name] = model_row(args.set_run, args.test_sets)
+    else:
+        rows[set_name] = json.loads((RESULTS / "mnist_strokes.json").read_text())["rows"][set_name]
+    latent = json.loads((Path(args.sequence_run) / "config.json").read_text())["model"]["latent_dim"]
     rows[f"PCA-{latent}"] = pca_row(latent, args.test_sets)
     write_json(RESULTS / "mnist_strokes.json", {"test_sets": args.test_sets, "rows": rows})
     columns = ("probe_acc_100", "probe_acc_1000", "probe_acc_all", "kmeans_nmi", "kmeans_ari")

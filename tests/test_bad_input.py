@@ -174,6 +174,16 @@ CASES = {
     "flag: negative beta": (TINY + ["--beta", "-1"], None, "train.beta must be >= 0, got -1.0"),
     "flag: negative grad clip": (TINY + ["--grad-clip", "-1"], None, "train.grad_clip must be > 0, got -1.0"),
     "flag: negative threads": (TINY + ["--threads", "-1"], None, "train.threads must be >= 0, got -1"),
+    "flag: negative stroke position": (
+        TINY + ["--stroke-position", "-1"],
+        None,
+        "stroke_position must be >= 0 (0: offsets only), got -1.0",
+    ),
+    "flag: negative temperature": (
+        TINY + ["--decoder-temperature", "-0.5"],
+        None,
+        "decoder_temperature must be >= 0 (0: greedy), got -0.5",
+    ),
     "flag: point sigma 0": (TINY + ["--point-sigma", "0"], None, "point_sigma must be > 0, got 0.0"),
     "flag: device gpu": (TINY + ["--device", "gpu"], None, "train.device='gpu' is not one of auto, cpu"),
     "flag: device cuda without CUDA": (

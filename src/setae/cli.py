@@ -62,6 +62,9 @@ FLAG_HELP = {
     "dequantize": "grid spacing h of discrete coordinates in data units, >= 0 (0: continuous), for the "
     "likelihood (points + U(−h/2, h/2) noise); default: for pointprocess 1/27 on MNIST pixels and skeletons, "
     "1 on strokes, else 0; for other decoders 0",
+    "stroke_position": "strokes: the pen's absolute position divided by this is read beside the offsets by "
+    "encoder and decoder, >= 0 (0: offsets only); default: the drawings' position spread",
+    "decoder_temperature": "strokes: sampling temperature of decoded drawings, >= 0 (0: greedy)",
     "loss": "hungarian, chamfer or sinkhorn",
     "size_head": "categorical or poisson",
     "deepsets_pool": "max, mean or sum",

@@ -140,6 +140,10 @@ class ModelConfig:
             raise SetaeError(
                 f"config: stroke_position must be >= 0 (0: offsets only), got {self.stroke_position}"
             )
+        if not self.decoder_temperature >= 0:
+            raise SetaeError(
+                f"config: decoder_temperature must be >= 0 (0: greedy), got {self.decoder_temperature}"
+            )
         if self.decoder_mixtures < 1:
             raise SetaeError(f"config: decoder_mixtures must be >= 1, got {self.decoder_mixtures}")
         if self.decoder == "strokes" and self.point_dim != 3:
