@@ -106,7 +106,8 @@ class Config:
 # Presets: overrides of the defaults above. `demo` is the default model (Deep Sets + MLP VAE, Hungarian
 # after a Chamfer warm-up) trained for ~18 minutes on 2 CPU cores, stopped at 20 whatever the machine;
 # `blog` is the source blog's Set Transformer + TSPN VAE with its best settings at the same budget; `long`
-# is the default family scaled up for a GPU or a night on CPU; `tiny` is for smoke tests.
+# is the default family scaled up for a GPU or a night on CPU; `gan` is the adversarial set generator;
+# `tiny` is for smoke tests.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {"train": {"max_minutes": 20.0}},
     "blog": {
@@ -117,6 +118,25 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "decoder_layers": 3,
         },
         "train": {
+            "steps": 3000,
+            "eval_every": 500,
+            "checkpoint_every": 500,
+            "max_minutes": 20.0,
+        },
+    },
+    # The adversarial set generator (setae.models.gan): TSPN generator, Set Transformer discriminator; the
+    # loss and penalty chosen by measurement (benchmarks/results/gan.md).
+    "gan": {
+        "model": {
+            "objective": "gan",
+            "encoder": "settransformer",
+            "decoder": "tspn",
+            "encoder_layers": 1,
+            "decoder_layers": 2,
+        },
+        "train": {
+            "batch_size": 32,
+            "lr": 2e-4,
             "steps": 3000,
             "eval_every": 500,
             "checkpoint_every": 500,
