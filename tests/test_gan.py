@@ -11,9 +11,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
-from tests.helpers import pad, permute_rows
 
 import setae
+from helpers import pad, permute_rows
 from setae.cli import main
 from setae.datasets.batch import SetBatch
 from setae.datasets.pointfile import load_point_sets
