@@ -396,6 +396,26 @@ def plot_gan_curves(log_path: Path, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_sample_comparison(
+    groups: dict[str, Sequence[torch.Tensor]], path: Path, cols: int = 4, frame: Frame | None = None
+) -> Path:
+    """Side by side, one block per entry of `groups` (heading: its key), each a grid of its sets, `cols`
+    wide, all in one frame: e.g. a GAN's samples beside a VAE's."""
+    frame = _frame(frame, *groups.values())
+    rows = max((len(sets) + cols - 1) // cols for sets in groups.values())
+    size = 1.1
+    fig = plt.figure(figsize=(size * cols * len(groups) + 0.3 * (len(groups) - 1), size * rows + 0.5))
+    for sub, (name, sets) in zip(np.atleast_1d(fig.subfigures(1, len(groups))), groups.items(), strict=True):
+        axes = sub.subplots(rows, cols, squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, pts in zip(axes.flat, sets, strict=False):
+            ax.axis("on")
+            _draw_set(ax, pts, frame, None, "C0")
+        sub.suptitle(name, fontsize=9)
+    return _save(fig, path)
+
+
 def plot_set_grid(
     columns: Sequence[Sequence[torch.Tensor]],
     path: Path,
