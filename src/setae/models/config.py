@@ -99,7 +99,7 @@ class ModelConfig:
     # discriminator (the encoder's architecture plus a score head), setae.models.gan
     objective: str = "autoencoder"
     gan_loss: str = "nonsaturating"  # gan: nonsaturating or hinge
-    gan_r1: float = 1.0  # gan: γ of the R1 penalty (γ/2)‖∇_X D(X)‖² on real sets; 0: none
+    gan_r1: float = 0.01  # gan: γ of the R1 penalty (γ/2)‖∇_X D(X)‖² on real sets; 0: none
     gan_spectral: bool = False  # gan: spectral normalisation of every linear map of the discriminator
 
     def validate(self) -> None:
