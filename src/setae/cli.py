@@ -731,6 +731,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
     cmd_report(str(run))
     summary = json.loads((run / "train_summary.json").read_text())
     m = metrics
+    if "chamfer" not in m:  # a GAN: generation metrics only
+        scores = f"gen_mmd {m['gen_mmd']:.5f}  gen_cov {m['gen_cov']:.3f}  gen_1nna {m['gen_1nna']:.3f}"
+        if "samples_confident" in m:
+            scores += f"  confident {m['samples_confident']:.3f}"
+        minutes = summary["train_seconds"] / 60
+        print(f"\nsetae demo: {summary['parameters']:,} parameters, trained {minutes:.1f} min")
+        print(f"samples: {scores}\nmetrics: {run / 'metrics.json'}   pictures: {run / 'plots'}/")
+        return
     print(
         f"\nsetae demo: {summary['parameters']:,} parameters, trained "
         f"{summary['train_seconds'] / 60:.1f} min at {summary['sets_per_s']:.0f} sets/s, "
