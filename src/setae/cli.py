@@ -1,4 +1,4 @@
-"""The `setae` command line: train, eval, baseline, encode, plot, report, cluster, demo.
+"""The `setae` command line: train, eval, baseline, encode, sample, plot, report, cluster, demo.
 
 Every field of the model and training config is a flag (`--latent-dim 32`, `--loss hungarian`); see
 `setae train --help`. User errors print one line and exit with status 2.
@@ -61,7 +61,8 @@ FLAG_HELP = {
     "point_sampling": "pointprocess decoding: quasi (deterministic, Sobol) or random (seeded draws)",
     "dequantize": "grid spacing h of discrete coordinates in data units, >= 0 (0: continuous), for the "
     "likelihood (points + U(−h/2, h/2) noise); default: for pointprocess 1/27 on MNIST pixels and skeletons, "
-    "1 on strokes, else 0; for other decoders 0",
+    "1 on strokes, else 0; for other decoders 0 (objective gan: as pointprocess; noise on the real sets D "
+    "reads)",
     "stroke_position": "strokes: the pen's absolute position divided by this is read beside the offsets by "
     "encoder and decoder, >= 0 (0: offsets only); default: the drawings' position spread",
     "decoder_temperature": "strokes: sampling temperature of decoded drawings, >= 0 (0: greedy)",
@@ -92,6 +93,11 @@ FLAG_HELP = {
     "kl_warmup_steps": "steps of linear KL warm-up; 0: none",
     "chamfer_warmup_steps": "steps trained with the Chamfer loss before model.loss; 0: none",
     "steps": "optimiser steps; 0: save the untrained model",
+    "objective": "autoencoder, or gan: the decoder (tspn or slot) generates sets from noise against a "
+    "discriminator (the encoder's architecture, settransformer or deepsets); see --preset gan",
+    "gan_loss": "gan: nonsaturating or hinge",
+    "gan_r1": "gan: γ >= 0 of the R1 penalty (γ/2)‖∇D(X)‖² on real sets; 0: none",
+    "gan_spectral": "gan: spectral normalisation of the discriminator's linear maps",
 }
 
 
@@ -242,6 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("--completion", choices=COMPLETIONS, help="--data mnist-completion: the input")
 
+    sample = sub.add_parser(
+        "sample", help="write sets drawn from a VAE's prior or a GAN's generator to a file"
+    )
+    sample.add_argument("run", help="run folder or checkpoint")
+    sample.add_argument("--num", type=int, default=100, help="number of sets (default 100)")
+    sample.add_argument(
+        "--out", required=True, help="output .npz, .csv or .parquet (setae.datasets.pointfile)"
+    )
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument(
+        "--label", type=int, help="conditional models: the class to generate (default: 0, 1, 2, ... in turn)"
+    )
+    sample.add_argument("--device", default="cpu", help=DEVICE_HELP)
+
     cluster = sub.add_parser(
         "cluster", help="k-means of a run's codes: clusters.json, a gallery per cluster, a k-selection plot"
     )
@@ -316,6 +336,8 @@ def cmd_eval(
     )
 
     model, config, meta, checkpoint = load_checkpoint(run, device)
+    if config.model.objective == "gan":
+        return _eval_gan(model, config, meta, checkpoint, limit, seed, gen_samples, data)
     phases = ["reconstruct"] + (["codes", "samples"] if representation else [])
     bar = tqdm(phases, desc="eval", disable=None if progress else True, leave=False)
     phase = iter(bar)
@@ -419,6 +441,41 @@ def _digit_sets(model, sets: list) -> list:
     return drawing_points(sets) if model.config.decoder == "strokes" else sets
 
 
+GAN_SKIPPED = (
+    "reconstruction, code and likelihood metrics (chamfer, size_acc, probe_acc, kmeans_nmi, elbo, iwae_64): "
+    "a GAN has no encoder and no likelihood"
+)
+
+
+def _eval_gan(model, config, meta, checkpoint, limit, seed: int, gen_samples: int, data) -> dict:
+    """`setae eval` of a GAN: the VAEs' generation metrics (`_sample_metrics`) only, and no nats."""
+    from setae.evaluation.digit_cnn import load_digit_cnn
+    from setae.evaluation.evaluate import dataset_items
+    from setae.fileio import write_json
+    from setae.training.data import make_test_set, ospa_cutoff_of, test_split_name
+
+    sets, labels = dataset_items(make_test_set(config, data), limit)
+    if not sets:
+        raise SetaeError(f"{data or 'the test set'}: no sets to evaluate (--limit {limit})")
+    classifier = None
+    if config.train.data == "mnist" and data is None:
+        classifier, _ = load_digit_cnn(config.train.data_root or None)
+    metrics = {"split": test_split_name(config, data), "step": meta["step"], "num_sets": len(sets)}
+    metrics.update(
+        _sample_metrics(model, sets, labels, gen_samples, seed, classifier, ospa_cutoff_of(config))
+    )
+    if classifier is not None:  # the ceiling of the confident fraction: the real test digits'
+        from setae.evaluation.digit_cnn import digit_scores
+
+        real = digit_scores(classifier, targets=sets, target_labels=labels)
+        metrics.update({k: v for k, v in real.items() if k in ("real_confident", "digit_classifier_acc")})
+    metrics["skipped"] = [GAN_SKIPPED]
+    write_json(checkpoint.parent / "metrics.json", metrics)
+    print(json.dumps(metrics, indent=2))
+    print(f"skipped {GAN_SKIPPED}", file=sys.stderr)
+    return metrics
+
+
 def _likelihood_metrics(model, sets: list, labels, seed: int, grid: float | None) -> dict:
     """The 64-sample importance-weighted bound and the elbo on the same `sets`; for a model trained on grid
     points (cell width `grid`) without dequantisation, both also as bounds on the discrete sets' probability
@@ -458,8 +515,8 @@ def _sample_metrics(
     for prior in priors:
         suffix = "" if prior == priors[0] else f"_{prior}"
         samples = model.sample(count, seed=seed, label=requested, prior=prior)
-        # interpolation is a property of the decoder, not of the prior: once
-        pairs = 0 if suffix else 64
+        # interpolation is a property of the decoder, not of the prior: once (a GAN has no codes)
+        pairs = 0 if suffix or model.config.objective == "gan" else 64
         scores = vae_metrics(
             model, sets, samples[: min(gen_samples, len(sets))], pairs, seed=seed, ospa_cutoff=ospa_cutoff
         )
@@ -542,6 +599,32 @@ def cmd_encode(run: str, data: str, out: str, device: str = "cpu", progress: boo
     print(f"{out}: codes of {len(codes)} sets, shape {list(codes.shape)}")
 
 
+def cmd_sample(run: str, num: int, out: str, seed: int = 0, label: int | None = None, device: str = "cpu"):
+    """`setae sample`: `num` sets from `model.sample` (a VAE prior, a GAN generator) into `out`."""
+    from setae.datasets.pointfile import save_point_sets
+    from setae.training.checkpoint import load
+
+    target = Path(out)
+    if target.suffix not in (".npz", ".csv", ".parquet"):
+        raise SetaeError(f"--out {out}: unknown format {target.suffix!r}; use .npz, .csv or .parquet")
+    if not target.parent.is_dir():
+        raise SetaeError(f"--out {out}: folder {target.parent} does not exist")
+    if num < 1:
+        raise SetaeError(f"--num {num}: need at least one set")
+    model = load(run, device)
+    c = model.config
+    if c.objective != "gan" and not c.variational:
+        raise SetaeError(f"{run}: a plain autoencoder (variational=False) has no prior to sample from")
+    labels = None
+    if c.objective != "gan" and c.conditional:
+        labels = [label if label is not None else i % c.num_classes for i in range(num)]
+    elif label is not None:
+        raise SetaeError(f"--label {label}: {run} is not a conditional model")
+    sets = model.sample(num, seed=seed, label=labels)
+    save_point_sets(target, [s.numpy() for s in sets], labels)
+    print(f"{out}: {num} sampled sets, {sum(len(s) for s in sets) / num:.1f} points on average")
+
+
 def cmd_example_data(out: str, num_sets: int, seed: int) -> None:
     from setae.datasets.synthetic import example_clouds
 
@@ -619,6 +702,7 @@ def cmd_plot(
     from setae.evaluation.evaluate import dataset_items, source_items
     from setae.evaluation.plots import (
         Frame,
+        plot_gan_curves,
         plot_reconstructions,
         plot_set_grid,
         plot_sets,
@@ -634,6 +718,15 @@ def cmd_plot(
     test_set = make_test_set(config, data, completion)
     sets, labels = dataset_items(test_set, num)
     sources = source_items(test_set, num)
+    if config.model.objective == "gan":  # no encoder: samples and training curves only
+        samples = model.sample(num, seed=seed)
+        frame = Frame.for_data(config.train.data, [*sets, *samples])
+        written = [plot_sets(samples, out / "samples.png", "samples of the GAN's generator", frame)]
+        if (checkpoint.parent / "log.jsonl").exists():
+            written.append(plot_gan_curves(checkpoint.parent / "log.jsonl", out / "training_curves.png"))
+        for path in written:
+            print(path)
+        return written
     given = labels if config.model.conditional else None
     recon = model.reconstruct(sets if sources is None else sources, seed=seed, labels=given)
     strokes = config.model.decoder == "strokes"
@@ -733,6 +826,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
     cmd_report(str(run))
     summary = json.loads((run / "train_summary.json").read_text())
     m = metrics
+    if "chamfer" not in m:  # a GAN: generation metrics only
+        scores = f"gen_mmd {m['gen_mmd']:.5f}  gen_cov {m['gen_cov']:.3f}  gen_1nna {m['gen_1nna']:.3f}"
+        if "samples_confident" in m:
+            scores += f"  confident {m['samples_confident']:.3f}"
+        minutes = summary["train_seconds"] / 60
+        print(f"\nsetae demo: {summary['parameters']:,} parameters, trained {minutes:.1f} min")
+        print(f"samples: {scores}\nmetrics: {run / 'metrics.json'}   pictures: {run / 'plots'}/")
+        return
     print(
         f"\nsetae demo: {summary['parameters']:,} parameters, trained "
         f"{summary['train_seconds'] / 60:.1f} min at {summary['sets_per_s']:.0f} sets/s, "
@@ -805,6 +906,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_encode(args.run, args.data, args.out, args.device, args.progress)
         elif args.command == "plot":
             cmd_plot(args.run, args.num, args.seed, args.device, args.data, args.completion)
+        elif args.command == "sample":
+            cmd_sample(args.run, args.num, args.out, args.seed, args.label, args.device)
         elif args.command == "cluster":
             cmd_cluster(
                 args.run,

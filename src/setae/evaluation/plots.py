@@ -366,6 +366,60 @@ def plot_training_curves(log_path: Path, path: Path, normalized: bool | None = N
     return _save(fig, path)
 
 
+def plot_gan_curves(log_path: Path, path: Path) -> Path:
+    """A GAN run's log against step: the two players' objectives (no nats: a GAN has no likelihood), the
+    discriminator's mean scores of real and generated sets with the R1 penalty, and the validation
+    generation metrics (MMD of Chamfer distances, 1-NNA, whose ideal is 0.5)."""
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    train = [r for r in records if "split" not in r]
+    val = [r for r in records if r.get("split") == "val"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    steps = [r["step"] for r in train]
+    panels = (
+        (axes[0], ("d_objective", "g_objective"), "objectives (per set)"),
+        (axes[1], ("real_score", "fake_score", "r1"), "discriminator: mean scores, R1 penalty"),
+    )
+    for ax, keys, title in panels:
+        for key in keys:
+            if train and key in train[0]:
+                ax.plot(steps, [r[key] for r in train], label=key)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    val_steps = [r["step"] for r in val]
+    axes[2].plot(val_steps, [r.get("gen_mmd", np.nan) for r in val], "o-", color="C0")
+    axes[2].set_ylabel("MMD (Chamfer, data units²)", color="C0")
+    nna = axes[2].twinx()
+    nna.plot(val_steps, [r.get("gen_1nna", np.nan) for r in val], "s-", color="C1")
+    nna.axhline(0.5, color="C1", lw=0.8, ls=":")
+    nna.set_ylabel("1-NNA (ideal 0.5)", color="C1")
+    axes[2].set_title("validation generation metrics", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_sample_comparison(
+    groups: dict[str, Sequence[torch.Tensor]], path: Path, cols: int = 4, frame: Frame | None = None
+) -> Path:
+    """Side by side, one block per entry of `groups` (heading: its key), each a grid of its sets, `cols`
+    wide, all in one frame: e.g. a GAN's samples beside a VAE's."""
+    frame = _frame(frame, *groups.values())
+    rows = max((len(sets) + cols - 1) // cols for sets in groups.values())
+    size = 1.1
+    fig = plt.figure(figsize=(size * cols * len(groups) + 0.3 * (len(groups) - 1), size * rows + 0.5))
+    for sub, (name, sets) in zip(np.atleast_1d(fig.subfigures(1, len(groups))), groups.items(), strict=True):
+        axes = sub.subplots(rows, cols, squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, pts in zip(axes.flat, sets, strict=False):
+            ax.axis("on")
+            _draw_set(ax, pts, frame, None, "C0")
+        sub.suptitle(name, fontsize=9)
+    return _save(fig, path)
+
+
 def plot_set_grid(
     columns: Sequence[Sequence[torch.Tensor]],
     path: Path,

@@ -30,6 +30,11 @@ LOSSES = {
 }
 ENCODERS = ("settransformer", "deepsets", "rnn")
 ADVERSARIES = ("none", "label")
+OBJECTIVES = ("autoencoder", "gan")
+GAN_LOSSES = ("nonsaturating", "hinge")
+# Decoders that transform a sampled initial set (setae.nn.decoders.base.SampledSetDecoder): GAN generators.
+GAN_DECODERS = ("tspn", "slot")
+GAN_DISCRIMINATORS = ("settransformer", "deepsets")  # masked and order-invariant
 DECODERS = ("tspn", "mlp", "rnn", "dspn", "slot", "strokes", "pointprocess")
 # Decoders with a likelihood of their own, `decoder.nll(z, batch)` -> recon + size = −log p(X | z) exactly.
 LIKELIHOOD_DECODERS = ("strokes", "pointprocess")
@@ -96,6 +101,12 @@ class ModelConfig:
     prior_components: int = 50  # VAE: components of the Gaussian mixture fitted to the training codes
     adversary: str = "none"  # none, or label: an adversary reads the label from the code (setae.nn.adversary)
     adversary_weight: float = 1.0  # λ: the weight of the code's confusion term against the adversary
+    # autoencoder (the default: SetAutoencoder), or gan: a generator (the decoder, from noise) against a
+    # discriminator (the encoder's architecture plus a score head), setae.models.gan
+    objective: str = "autoencoder"
+    gan_loss: str = "nonsaturating"  # gan: nonsaturating or hinge
+    gan_r1: float = 0.01  # gan: γ of the R1 penalty (γ/2)‖∇_X D(X)‖² on real sets; 0: none
+    gan_spectral: bool = False  # gan: spectral normalisation of every linear map of the discriminator
 
     def validate(self) -> None:
         for name, value, allowed in (
@@ -107,6 +118,8 @@ class ModelConfig:
             ("point_density", self.point_density, DENSITIES),
             ("point_sampling", self.point_sampling, SAMPLINGS),
             ("adversary", self.adversary, ADVERSARIES),
+            ("objective", self.objective, OBJECTIVES),
+            ("gan_loss", self.gan_loss, GAN_LOSSES),
         ):
             if value not in allowed:
                 raise SetaeError(f"config: {name}={value!r} is not one of {', '.join(allowed)}")
@@ -134,6 +147,8 @@ class ModelConfig:
                 f"config: dequantize must be >= 0 (0: continuous data), got {self.dequantize} "
                 "(leave it out to derive it from the data)"
             )
+        if self.objective == "gan":
+            self._validate_gan()
         if not self.adversary_weight >= 0:
             raise SetaeError(f"config: adversary_weight must be >= 0, got {self.adversary_weight}")
         if self.stroke_position is not None and not 0 <= self.stroke_position < float("inf"):
@@ -161,13 +176,29 @@ class ModelConfig:
             if getattr(self, name) < 0:
                 raise SetaeError(f"config: {name} must be >= 0, got {getattr(self, name)}")
 
+    def _validate_gan(self) -> None:
+        if self.decoder not in GAN_DECODERS:
+            raise SetaeError(
+                f"config: objective='gan' generates with a decoder that transforms sampled points "
+                f"({' or '.join(GAN_DECODERS)}), not decoder={self.decoder!r}"
+            )
+        if self.encoder not in GAN_DISCRIMINATORS:
+            raise SetaeError(
+                f"config: objective='gan' discriminates with an order-invariant encoder "
+                f"({' or '.join(GAN_DISCRIMINATORS)}), not encoder={self.encoder!r}"
+            )
+        if self.conditional or self.adversary != "none":
+            raise SetaeError("config: objective='gan' is unconditional (no --conditional, no --adversary)")
+        if not self.gan_r1 >= 0 or self.gan_r1 == float("inf"):
+            raise SetaeError(f"config: gan_r1 must be >= 0 (0: no R1 penalty), got {self.gan_r1}")
+
     def unresolved(self) -> list[str]:
         """Names of the fields a model cannot be built without that are still None (normalize=None is off;
-        dequantize is needed by the point-process decoder only, stroke_position by the stroke decoder)."""
-        needed = ("max_size", "point_sigma") + {
-            "pointprocess": ("dequantize",),
-            "strokes": ("stroke_position",),
-        }.get(self.decoder, ())
+        dequantize is needed by the point-process decoder and the GAN only, stroke_position by the stroke
+        decoder)."""
+        dequantized = self.decoder == "pointprocess" or self.objective == "gan"
+        needed = ("max_size", "point_sigma") + (("dequantize",) if dequantized else ())
+        needed += ("stroke_position",) if self.decoder == "strokes" else ()
         return [name for name in needed if getattr(self, name) is None]
 
 

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save
 
 from setae.errors import SetaeError
 from setae.fileio import write_bytes, write_json
+from setae.models import SetGAN, build_model
 from setae.models.autoencoder import CHECKPOINT_FORMAT, SetAutoencoder
 from setae.training.config import Config, config_from_dict
 from setae.versions import __version__, versions
@@ -97,7 +98,7 @@ def load_checkpoint(
     checkpoint = find_checkpoint(path)
     meta = read_meta(checkpoint)
     config = config_from_dict(meta["config"], str(checkpoint / "meta.json"))
-    model = SetAutoencoder(config.model)
+    model = build_model(config.model)
     load_weights(model, checkpoint / "model.safetensors")
     return model.to(resolve_device(device)).eval(), config, meta, checkpoint
 
@@ -131,8 +132,9 @@ def load_training_state(checkpoint: Path) -> dict:
         ) from None
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> SetAutoencoder:
-    """`setae.load`: a run folder, checkpoint or `model.save` folder -> the model on `device` in eval mode."""
+def load(path: str | Path, device: str | torch.device = "cpu") -> SetAutoencoder | SetGAN:
+    """`setae.load`: a run folder, checkpoint or `model.save` folder -> the model on `device` in eval mode
+    (a SetGAN for a run with objective="gan")."""
     return load_checkpoint(path, device)[0]
 
 

@@ -110,7 +110,8 @@ class Config:
 # Presets: overrides of the defaults above. `demo` is the default model (Deep Sets + MLP VAE, Hungarian
 # after a Chamfer warm-up) trained for ~18 minutes on 2 CPU cores, stopped at 20 whatever the machine;
 # `blog` is the source blog's Set Transformer + TSPN VAE with its best settings at the same budget; `long`
-# is the default family scaled up for a GPU or a night on CPU; `tiny` is for smoke tests.
+# is the default family scaled up for a GPU or a night on CPU; `gan` is the adversarial set generator;
+# `tiny` is for smoke tests.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {"train": {"max_minutes": 20.0}},
     "blog": {
@@ -123,6 +124,28 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {
             "steps": 3000,
             "eval_every": 500,
+            "checkpoint_every": 500,
+            "max_minutes": 20.0,
+        },
+    },
+    # The adversarial set generator (setae.models.gan): TSPN generator, Deep Sets (max-pool) discriminator,
+    # non-saturating loss with a light R1 penalty: chosen by measurement (benchmarks/results/gan.md).
+    "gan": {
+        "model": {
+            "objective": "gan",
+            "encoder": "deepsets",
+            "decoder": "tspn",
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+            "gan_loss": "nonsaturating",
+            "gan_r1": 0.01,
+        },
+        "train": {
+            "batch_size": 32,
+            "lr": 1e-3,
+            "lr_warmup_steps": 20,
+            "steps": 6000,
+            "eval_every": 1000,
             "checkpoint_every": 500,
             "max_minutes": 20.0,
         },

@@ -16,8 +16,8 @@ Derived settings (`resolve_from_data`, for the fields left None; recorded in the
 - `point_sigma` σ: the median distance from a point to its nearest neighbour in its set, in the model's
   units (standardised when `normalize`): the spacing of points, as one pixel (1/27) is MNIST's;
 - `ospa_cutoff` c: a tenth of the data's extent (the largest range of a coordinate), as 0.1 is MNIST's;
-- `dequantize` h (the point-process decoder only): the grid spacing of discrete coordinates, one pixel
-  (1/27) for MNIST's pixel sets and skeletons, 1 for the strokes' integer offsets and pen bits, and 0
+- `dequantize` h (the point-process decoder and the GAN only): the grid spacing of discrete coordinates, one
+  pixel (1/27) for MNIST's pixel sets and skeletons, 1 for the strokes' integer offsets and pen bits, and 0
   (continuous) for synthetic sets and your own files (give --dequantize for integer data).
 """
 
@@ -229,7 +229,7 @@ def resolve_from_data(config: Config, full: PackedSets) -> list[str]:
         spread = float(np.sqrt(np.concatenate(positions).var(0).mean())) if positions else 0.0
         m.stroke_position = spread if spread > 0 else 1.0
         chosen.append(f"stroke_position {m.stroke_position:.3g}")
-    if m.dequantize is None and m.decoder == "pointprocess":
+    if m.dequantize is None and (m.decoder == "pointprocess" or m.objective == "gan"):
         m.dequantize = GRID_SPACING.get(t.data, 0.0)
         chosen.append(f"dequantize {m.dequantize:.3g}" if m.dequantize else "continuous points")
     return chosen

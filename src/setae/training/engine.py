@@ -3,6 +3,11 @@
 Reproducibility: the batch at global step s is a function of (seed, s) alone, the model's own sampling
 uses the global torch RNG, and both the RNG state and the step are checkpointed, so a run resumed from any
 checkpoint continues exactly as the uninterrupted run would have.
+
+A GAN (objective="gan", setae.models.gan) takes, per step, one discriminator step on a real batch and as
+many generated sets, then one generator step, each with its own AdamW (β = (0, 0.99), the same learning-rate
+schedule); both optimisers are checkpointed. Its validation figures are generation metrics (MMD / COV /
+1-NNA against GAN_VAL_SETS validation sets), not reconstructions.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from setae.datasets.batch import SetBatch
 from setae.datasets.pairs import encoder_view
 from setae.errors import SetaeError
 from setae.evaluation.evaluate import dataset_items, evaluate, source_items
+from setae.evaluation.generation import generation_metrics
 from setae.fileio import write_json, write_text
+from setae.models import SetGAN, build_model
 from setae.models.autoencoder import SetAutoencoder
 from setae.rng import preserved, rng_state, set_rng_state
 from setae.training.checkpoint import (
@@ -33,7 +40,7 @@ from setae.training.checkpoint import (
     save_checkpoint,
 )
 from setae.training.config import Config, TrainConfig, config_from_dict
-from setae.training.data import make_datasets, resolve_from_data, training_split
+from setae.training.data import make_datasets, ospa_cutoff_of, resolve_from_data, training_split
 from setae.training.distributed import Distributed
 from setae.versions import versions
 
@@ -60,6 +67,20 @@ def batch_indices(
     shuffle = torch.Generator().manual_seed((seed * 100_003 + epoch) * 1_000_003 + run)
     chosen = int(torch.randperm(count, generator=shuffle)[within])
     return members[chosen * batch_size : (chosen + 1) * batch_size]
+
+
+GAN_VAL_SETS = 100  # validation sets (and as many samples) of a GAN's generation metrics during training
+GAN_BETAS = (0.0, 0.99)  # Adam's β of both players (Karras et al., 2020)
+
+
+def gan_validation(model: SetGAN, val_sets: list, seed: int, ospa_cutoff: float) -> dict[str, float]:
+    """Generation metrics of as many samples as the first GAN_VAL_SETS validation sets (and their sizes)."""
+    references = val_sets[:GAN_VAL_SETS]
+    with preserved():
+        samples = model.sample(len(references), seed=seed)
+    out = generation_metrics(samples, references, ospa_cutoff)
+    out["sample_size_mean"] = sum(len(s) for s in samples) / len(samples)
+    return out
 
 
 def lr_factor(step: int, t: TrainConfig) -> float:
@@ -181,16 +202,32 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
     calibration = [  # fixed training batches for the code standardisation's inference statistics
         train_set.batch(batch_indices(len(train_set), calibration_size, t.seed + 1, k)) for k in range(16)
     ]
-    model = SetAutoencoder(config.model)
+    gan = config.model.objective == "gan"
+    if gan and (ctx.world_size > 1 or t.compile):
+        raise SetaeError(
+            "objective='gan' trains in one process without torch.compile (no torchrun, --compile)"
+        )
+    model = build_model(config.model)
     if checkpoint is None and (config.model.normalize or config.model.decoder == "pointprocess"):
         moments = train_set.point_moments(len(train_set))
         model.set_point_moments(*(torch.from_numpy(m).float() for m in moments))
+    if checkpoint is None and gan:
+        model.set_size_distribution(torch.from_numpy(train_set.sizes.copy()))
     model = model.to(device)
-    if t.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=0.0)
+
+    def make_optimizer(parameters, betas=(0.9, 0.999)):
+        if t.optimizer == "sgd":
+            return torch.optim.SGD(parameters, lr=t.lr, momentum=0.9)
+        return torch.optim.AdamW(parameters, lr=t.lr, betas=betas, weight_decay=0.0)
+
+    # A GAN's `optimizer` is the generator's, `optimizer_d` the discriminator's.
+    optimizer = make_optimizer(
+        model.generator_parameters() if gan else model.parameters(), *([GAN_BETAS] * gan)
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, t))
+    if gan:
+        optimizer_d = make_optimizer(model.discriminator_parameters(), GAN_BETAS)
+        scheduler_d = torch.optim.lr_scheduler.LambdaLR(optimizer_d, lambda s: lr_factor(s, t))
     start_step = 0
     if checkpoint is not None:
         load_weights(model, checkpoint / "model.safetensors")
@@ -202,6 +239,9 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             )
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if gan:
+            optimizer_d.load_state_dict(state["optimizer_d"])
+            scheduler_d.load_state_dict(state["scheduler_d"])
         set_rng_state(state["rng"][ctx.rank], device)
         start_step = int(state["step"])
     net = model
@@ -219,8 +259,9 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
 
     def save(step: int, final: bool = False) -> None:
         rng_states = ctx.gather({k: v.cpu() for k, v in rng_state(device).items()})
-        with preserved():  # calibration may draw random numbers (encoder_shuffle)
-            model.calibrate_latent_norm([b.to(device) for b in calibration])
+        if not gan:
+            with preserved():  # calibration may draw random numbers (encoder_shuffle)
+                model.calibrate_latent_norm([b.to(device) for b in calibration])
         if final and ctx.is_main and hasattr(model, "fitted_prior"):
             count = min(t.prior_fit_sets, len(train_set))
             if count >= config.model.prior_components:
@@ -233,7 +274,38 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
                 "rng": rng_states,
                 "step": step,
             }
+            if gan:
+                state.update(optimizer_d=optimizer_d.state_dict(), scheduler_d=scheduler_d.state_dict())
             save_checkpoint(run_dir, model, config, step, state)
+
+    def player_step(loss, opt, sched, parameters, step: int) -> None:
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"loss became {float(loss)} at step {step}; lower train.lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, t.grad_clip)
+        opt.step()
+        sched.step()
+
+    def gan_step(batch: SetBatch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One discriminator step, then one generator step; (L_D + R1, every term [B])."""
+        with autocast:
+            terms = model.discriminator_terms(batch)
+        loss = (terms["d_objective"] + terms["r1"]).mean()
+        player_step(loss, optimizer_d, scheduler_d, model.discriminator_parameters(), step)
+        with autocast:
+            terms.update(model.generator_terms(len(batch)))
+        player_step(terms["g_objective"].mean(), optimizer, scheduler, model.generator_parameters(), step)
+        return loss, terms
+
+    def autoencoder_step(batch: SetBatch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with autocast:
+            terms = net(batch, "chamfer" if step < t.chamfer_warmup_steps else None)
+        loss = (terms["recon"] + t.size_weight * terms["size"] + beta_at(step, t) * terms["kl"]).mean()
+        if "adversary" in terms:  # the classifier's and the code's terms (setae.nn.adversary)
+            loss = loss + terms["adversary"].mean() + terms["confusion"].mean()
+        player_step(loss, optimizer, scheduler, model.parameters(), step)
+        return loss, terms
 
     model.train()
     started = time.perf_counter()
@@ -254,44 +326,37 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         )
         batch: SetBatch = train_set.batch(idx[ctx.rank * t.batch_size : (ctx.rank + 1) * t.batch_size])
         batch = batch.to(device)
-        with autocast:
-            terms = net(batch, "chamfer" if step < t.chamfer_warmup_steps else None)
-        beta = beta_at(step, t)
-        loss = (terms["recon"] + t.size_weight * terms["size"] + beta * terms["kl"]).mean()
-        if "adversary" in terms:  # the classifier's and the code's terms (setae.nn.adversary)
-            loss = loss + terms["adversary"].mean() + terms["confusion"].mean()
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"loss became {float(loss)} at step {step}; lower train.lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        loss, terms = (gan_step if gan else autoencoder_step)(batch, step)
         seconds = time.perf_counter() - step_started
         sets = len(batch) * ctx.world_size
         window_sets, window_seconds = window_sets + sets, window_seconds + seconds
         total_sets, total_seconds = total_sets + sets, total_seconds + seconds
         done = step + 1
         if done % t.log_every == 0 or done == t.steps:
-            names = ["loss", *terms]
-            means = ctx.mean(torch.stack([loss, *(v.mean() for v in terms.values())]).float()).tolist()
+            names = [*([] if gan else ["loss"]), *terms]  # a GAN's terms are objectives: no "loss"
+            values = [*([] if gan else [loss]), *(v.mean() for v in terms.values())]
+            means = ctx.mean(torch.stack(values).float()).tolist()
             record = {
                 "step": done,
                 **dict(zip(names, means, strict=True)),
-                "beta": beta,
+                **({} if gan else {"beta": beta_at(step, t)}),
                 "lr": scheduler.get_last_lr()[0],
                 "sets_per_s": window_sets / window_seconds,
                 "elapsed_s": time.perf_counter() - started,
             }
             if log is not None:
                 log.write(record)
-            bar.set_postfix(
-                loss=f"{record['loss']:.1f}",
-                dist=f"{record['distance']:.5f}",
-                sets_s=f"{record['sets_per_s']:.0f}",
-            )
+            if gan:
+                shown = {"d_obj": f"{record['d_objective']:.3f}", "g_obj": f"{record['g_objective']:.3f}"}
+            else:
+                shown = {"loss": f"{record['loss']:.1f}", "dist": f"{record['distance']:.5f}"}
+            bar.set_postfix(**shown, sets_s=f"{record['sets_per_s']:.0f}")
             window_sets, window_seconds = 0, 0.0
-        if (done % t.eval_every == 0 or done == t.steps) and ctx.is_main:
+        if (done % t.eval_every == 0 or done == t.steps) and ctx.is_main and gan:
+            metrics = gan_validation(model, val_sets, t.seed, ospa_cutoff_of(config))
+            log.write({"step": done, "split": "val", **metrics})
+            bar.write(f"step {done}: val gen_mmd {metrics['gen_mmd']:.5f} gen_1nna {metrics['gen_1nna']:.3f}")
+        elif (done % t.eval_every == 0 or done == t.steps) and ctx.is_main:
             model.calibrate_latent_norm([b.to(device) for b in calibration])
             metrics = evaluate(
                 model,
