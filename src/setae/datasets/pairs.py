@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from setae.datasets.batch import SetBatch
 from setae.datasets.mnist import MNISTSets
 from setae.datasets.packed import PackedSets
-from setae.datasets.pointfile import _npz_bytes, _validate, load_point_sets
+from setae.datasets.pointfile import load_point_sets, npz_bytes, validate_packed
 from setae.errors import SetaeError
 from setae.fileio import atomic_write
 
@@ -119,7 +119,7 @@ def load_pairs(path: str | Path) -> PairedSets:
         raise SetaeError(f"{path}: not a readable .npz file ({e})") from None
     labels = arrays.get("labels")
     for side in ("input_", "target_"):
-        _validate(path, arrays[f"{side}points"], arrays[f"{side}offsets"], labels, prefix=side)
+        validate_packed(path, arrays[f"{side}points"], arrays[f"{side}offsets"], labels, prefix=side)
     count_in, count_out = len(arrays["input_offsets"]) - 1, len(arrays["target_offsets"]) - 1
     if count_in != count_out:
         raise SetaeError(f"{path}: {count_in} input sets but {count_out} target sets; they come in pairs")
@@ -149,7 +149,7 @@ def save_pairs(
         arrays[f"{side}offsets"] = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.int64)
     if labels is not None:
         arrays["labels"] = np.asarray(labels, dtype=np.int64)
-    atomic_write(Path(path), lambda tmp: tmp.write_bytes(_npz_bytes(arrays)))
+    atomic_write(Path(path), lambda tmp: tmp.write_bytes(npz_bytes(arrays)))
 
 
 def load_data(path: str | Path) -> PackedSets | PairedSets:

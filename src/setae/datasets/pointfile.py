@@ -49,7 +49,7 @@ def load_point_sets(path: str | Path) -> PackedSets:
         points, offsets, labels = _read_parquet(path)
     else:
         raise SetaeError(f"{path}: unknown data format {path.suffix!r}; expected .npz, .csv or .parquet")
-    _validate(path, points, offsets, labels)
+    validate_packed(path, points, offsets, labels)
     return PackedSets(points, offsets, labels, path.name)
 
 
@@ -67,7 +67,7 @@ def save_point_sets(
         arrays = {"points": points, "offsets": offsets}
         if labels is not None:
             arrays["labels"] = np.asarray(labels, dtype=np.int64)
-        atomic_write(path, lambda tmp: tmp.write_bytes(_npz_bytes(arrays)))
+        atomic_write(path, lambda tmp: tmp.write_bytes(npz_bytes(arrays)))
         return
     owner = np.repeat(np.arange(len(sets)), np.diff(offsets))
     columns = {"set_id": owner}
@@ -98,7 +98,7 @@ def _write_table(path: Path, columns: dict[str, np.ndarray]) -> None:
         atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
@@ -222,7 +222,7 @@ def _int(path: Path, where: str, value) -> int:
         raise SetaeError(f"{path}: {where}: label {value!r} is not an integer") from None
 
 
-def _validate(
+def validate_packed(
     path: Path, points: np.ndarray, offsets: np.ndarray, labels: np.ndarray | None, prefix: str = ""
 ) -> None:
     """One-line errors for a packed [total, D] `points` and [B + 1] `offsets` (and labels [B]); `prefix`
@@ -279,7 +279,7 @@ def write_codes(path: str | Path, codes: np.ndarray, labels: Sequence[int] | Non
         atomic_write(path, write)
     elif path.suffix == ".npz":
         arrays = {"codes": codes, "set_ids": ids, "labels": labels}
-        atomic_write(path, lambda tmp: tmp.write_bytes(_npz_bytes(arrays)))
+        atomic_write(path, lambda tmp: tmp.write_bytes(npz_bytes(arrays)))
     elif path.suffix in (".csv", ".parquet"):
         columns = {"set_id": ids, "label": labels, **{f"z{j}": codes[:, j] for j in range(codes.shape[1])}}
         _write_table(path, columns)
