@@ -232,3 +232,29 @@ def test_a_few_sequences_can_be_fitted():
     # The first offsets (up to 27 pixels) dominate the start and are learnt within a few steps; the drop after
     # step 10 shows the rest being fitted too.
     assert final < 0.1 * losses[0] and final < 0.25 * losses[10], f"mean nll {losses[::10]} -> {final:.2f}"
+
+
+def test_input_dropout_acts_in_training_only_and_keeps_the_position():
+    """Blanking the previous step's stroke-5 changes the training NLL; in eval mode the decoder is the one
+    without dropout; the blanked inputs keep their position columns."""
+    plain, dropped = (
+        decoder(seed=3, position_scale=4.0),
+        decoder(seed=3, position_scale=4.0, input_dropout=0.5),
+    )
+    batch = SetBatch.from_sets(random_strokes([6, 3, 8], seed=2))
+    z = torch.randn(3, LATENT)
+    torch.manual_seed(0)
+    assert not torch.allclose(dropped.nll(z, batch)["recon"], plain.nll(z, batch)["recon"])
+    plain.eval(), dropped.eval()
+    torch.testing.assert_close(dropped.nll(z, batch)["recon"], plain.nll(z, batch)["recon"])
+    seen = []
+    dropped.train()
+    hook = dropped.rnn.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    dropped.nll(z, batch)
+    hook.remove()
+    inputs = seen[0][..., : dropped.input_dim]
+    positions = torch.cat([torch.zeros(3, 1, 2), batch.points[..., :2].cumsum(1)], 1) / 4.0
+    torch.testing.assert_close(inputs[..., 5:], positions)
+    assert (inputs[:, 1:, :5].abs().sum(-1) == 0).float().mean() > 0.3
+    with pytest.raises(Exception, match="input_dropout must be in"):
+        decoder(input_dropout=1.0)

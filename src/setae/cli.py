@@ -65,6 +65,8 @@ FLAG_HELP = {
     "reads)",
     "stroke_position": "strokes: the pen's absolute position divided by this is read beside the offsets by "
     "encoder and decoder, >= 0 (0: offsets only); default: the drawings' position spread",
+    "stroke_input_dropout": "strokes: in training, blank the decoder's view of the previous step with this "
+    "probability (the position stays), in [0, 1)",
     "decoder_temperature": "strokes: sampling temperature of decoded drawings, >= 0 (0: greedy)",
     "loss": "hungarian, chamfer or sinkhorn",
     "size_head": "categorical or poisson",

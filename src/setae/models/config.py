@@ -87,6 +87,9 @@ class ModelConfig:
     # strokes: the pen's absolute position divided by this is read beside the offsets, by the decoder at every
     # step and by the encoder; 0: offsets only; None: the training drawings' position std (MNIST: about 6 px)
     stroke_position: float | None = None
+    stroke_input_dropout: float = (
+        0.0  # strokes: training-time blanking of the previous step's offsets and pen
+    )
     point_density: str = "mixture"  # pointprocess: f(x | z), mixture (full-covariance Gaussians) or flow
     point_sampling: str = "quasi"  # pointprocess decode: quasi (deterministic, Sobol) or random (seeded)
     # pointprocess: the grid spacing h of discrete coordinates in data units (points get U(−h/2, h/2) noise,
@@ -154,6 +157,10 @@ class ModelConfig:
         if self.stroke_position is not None and not 0 <= self.stroke_position < float("inf"):
             raise SetaeError(
                 f"config: stroke_position must be >= 0 (0: offsets only), got {self.stroke_position}"
+            )
+        if not 0 <= self.stroke_input_dropout < 1:
+            raise SetaeError(
+                f"config: stroke_input_dropout must be in [0, 1), got {self.stroke_input_dropout}"
             )
         if not self.decoder_temperature >= 0:
             raise SetaeError(
@@ -237,7 +244,11 @@ def build_decoder(c: ModelConfig) -> nn.Module:
         )
     if c.decoder == "strokes":
         return StrokeDecoder(
-            latent, hidden=c.decoder_dim, num_components=c.decoder_mixtures, position_scale=c.stroke_position
+            latent,
+            hidden=c.decoder_dim,
+            num_components=c.decoder_mixtures,
+            position_scale=c.stroke_position,
+            input_dropout=c.stroke_input_dropout,
         )
     if c.decoder == "pointprocess":
         return PointProcessDecoder(

@@ -109,7 +109,9 @@ class StrokeDecoder(nn.Module):
     divided by it before the network (pick the offsets' typical size); min_std: σ_min, the floor on the
     mixture's standard deviations, and max_corr: ρ_max, the bound on |ρ|, both guarding against unbounded
     densities on integer offsets (module docstring); position_scale: P, the pen's absolute position divided
-    by it is an input too (0: offsets only).
+    by it is an input too (0: offsets only); input_dropout: in training, each step's view of the previous
+    step (its stroke-5, not the position) is blanked with this probability, so the decoder must read where
+    the drawing goes from z (word dropout, Bowman et al. 2016).
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class StrokeDecoder(nn.Module):
         min_std: float = 0.1,
         max_corr: float = 0.95,
         position_scale: float = 0.0,
+        input_dropout: float = 0.0,
     ):
         super().__init__()
         if scale <= 0 or min_std <= 0 or not 0 < max_corr < 1 or not position_scale >= 0:
@@ -131,6 +134,9 @@ class StrokeDecoder(nn.Module):
         self.latent_dim, self.num_components = latent_dim, num_components
         self.scale, self.min_std, self.max_corr = scale, min_std, max_corr
         self.position_scale = position_scale
+        if not 0 <= input_dropout < 1:
+            raise SetaeError(f"StrokeDecoder: input_dropout must be in [0, 1), got {input_dropout}")
+        self.input_dropout = input_dropout
         self.input_dim = 7 if position_scale else 5
         self.init_state = nn.Linear(latent_dim, hidden)
         self.rnn = nn.GRU(self.input_dim + latent_dim, hidden, batch_first=True)
@@ -195,6 +201,9 @@ class StrokeDecoder(nn.Module):
         )
         start = self.start.to(steps.dtype).expand(z.shape[0], 1, self.input_dim)
         inputs = torch.cat([start, self._input(steps, steps[..., :2].cumsum(1))], dim=1)
+        if self.training and self.input_dropout:  # blank the previous step's stroke-5, keep the position
+            blank = torch.rand(inputs.shape[:2], device=inputs.device) < self.input_dropout
+            inputs = torch.cat([inputs[..., :5].masked_fill(blank[..., None], 0.0), inputs[..., 5:]], -1)
         out, _ = self.rnn(
             torch.cat([inputs, z[:, None].expand(-1, length + 1, -1)], -1), self._initial_state(z)
         )
