@@ -74,21 +74,22 @@ def cpu_name() -> str:
 
 
 def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name).strip("-").replace("--", "-")
+    out = "".join(c if c.isalnum() else "-" for c in name.replace("×", "x")).strip("-")
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out
 
 
-def run_row(name: str, minutes: float, test_sets: int, threads: int, seed: int) -> dict:
-    import torch
-
-    from setae.evaluation.digit_cnn import digit_scores, load_digit_cnn
-    from setae.evaluation.evaluate import dataset_items, evaluate
+def train_for(run_dir: Path, model: dict, minutes: float, threads: int, seed: int, **train: object):
+    """Train the demo preset with `model` overrides for `minutes` of wall-clock into a fresh `run_dir`, on
+    a schedule that does not depend on speed (short warm-ups, no Chamfer warm-up, flat decay) ->
+    (config, the trained model, train_summary.json)."""
     from setae.training.checkpoint import load
     from setae.training.config import resolve_config
-    from setae.training.data import make_test_set
-    from setae.training.engine import train
+    from setae.training.engine import train as run_training
 
     overrides = {
-        "model": ROWS[name],
+        "model": model,
         "train": {
             "max_minutes": minutes,
             "steps": 1_000_000,  # the budget is time; the cosine decay over 10⁶ steps is flat
@@ -99,14 +100,23 @@ def run_row(name: str, minutes: float, test_sets: int, threads: int, seed: int) 
             "checkpoint_every": 10**9,
             "threads": threads,
             "seed": seed,
+            **train,
         },
     }
     config = resolve_config("demo", overrides=overrides)
-    run_dir = Path("runs/compare") / slug(name)
     shutil.rmtree(run_dir, ignore_errors=True)
-    train(config, run_dir, progress=False)
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    model = load(run_dir)
+    run_training(config, run_dir, progress=False)
+    return config, load(run_dir), json.loads((run_dir / "train_summary.json").read_text())
+
+
+def run_row(name: str, minutes: float, test_sets: int, threads: int, seed: int) -> dict:
+    import torch
+
+    from setae.evaluation.digit_cnn import digit_scores, load_digit_cnn
+    from setae.evaluation.evaluate import dataset_items, evaluate
+    from setae.training.data import make_test_set
+
+    config, model, summary = train_for(Path("runs/compare") / slug(name), ROWS[name], minutes, threads, seed)
     sets, labels = dataset_items(make_test_set(config), test_sets)
     metrics = evaluate(model, sets, seed=seed, labels=labels)
     row = {

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import shutil
 import sys
 from pathlib import Path
+
+from compare import cpu_name, slug, train_for
 
 RESULTS = Path(__file__).parent / "results"
 JSON, TABLE = RESULTS / "latent_set.json", RESULTS / "latent_set.md"
@@ -73,20 +73,6 @@ COLUMNS = (
 )
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def slug(name: str) -> str:
-    out = "".join(c if c.isalnum() else "-" for c in name.replace("×", "x")).strip("-")
-    while "--" in out:
-        out = out.replace("--", "-")
-    return out
-
-
 def test_pairs(config, task: str | None, count: int):
     """(targets, labels, inputs or None) of the first `count` test digits (completion pairs for `task`)."""
     from setae.evaluation.evaluate import dataset_items, source_items
@@ -106,34 +92,12 @@ def run_row(
     from setae.evaluation.digit_cnn import digit_scores, load_digit_cnn
     from setae.evaluation.evaluate import dataset_items, evaluate
     from setae.evaluation.representation import representation_metrics
-    from setae.training.checkpoint import load
-    from setae.training.config import resolve_config
     from setae.training.data import make_datasets
-    from setae.training.engine import train
 
     model_overrides, data, task = ROWS[name]
-    overrides = {
-        "model": model_overrides,
-        "train": {
-            **data,
-            "max_minutes": minutes,
-            "steps": 1_000_000,  # the budget is time; the cosine decay over 10⁶ steps is flat
-            "lr_warmup_steps": 100,
-            "kl_warmup_steps": 200,
-            "chamfer_warmup_steps": 0,
-            "eval_every": 10**9,
-            "checkpoint_every": 10**9,
-            "prior_fit_sets": 5000,
-            "threads": threads,
-            "seed": seed,
-        },
-    }
-    config = resolve_config("demo", overrides=overrides)
-    run_dir = RUNS / slug(name)
-    shutil.rmtree(run_dir, ignore_errors=True)
-    train(config, run_dir, progress=False)
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    model = load(run_dir)
+    config, model, summary = train_for(
+        RUNS / slug(name), model_overrides, minutes, threads, seed, prior_fit_sets=5000, **data
+    )
     sets, labels, inputs = test_pairs(config, task, test_sets)
     metrics = evaluate(model, sets, seed=seed, labels=labels, sources=inputs)
     row = {
