@@ -80,3 +80,19 @@ def gradcheck_inputs(seed: int, uniform: bool = False) -> tuple[torch.Tensor, ..
     xm = torch.arange(4) >= torch.tensor([4, 2, 3])[:, None]
     ym = torch.arange(5) >= torch.tensor([3, 5, 1])[:, None]
     return x, y, xm, ym
+
+
+# A small set autoencoder's config for tests: fast, with every architecture's knobs at their smallest.
+SMALL_MODEL = dict(
+    point_dim=2,
+    max_size=12,
+    latent_dim=6,
+    encoder_dim=16,
+    decoder_dim=16,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_inducing=3,
+    decoder_inducing=3,
+    decoder_init_dim=4,
+    point_sigma=1 / 27,
+)

@@ -12,27 +12,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import random_sets
+from helpers import SMALL_MODEL, random_sets
 from setae import ModelConfig, SetaeError, SetAutoencoder
 from setae.datasets import SetBatch
 
 K, D_K = 4, 3
-SMALL = dict(
-    point_dim=2,
-    max_size=12,
-    latent_dim=K * D_K,
-    latent_set=K,
-    encoder="settransformer",
-    decoder="tspn",
-    encoder_dim=16,
-    decoder_dim=16,
-    encoder_layers=1,
-    decoder_layers=2,
-    encoder_inducing=3,
-    decoder_inducing=3,
-    decoder_init_dim=4,
-    point_sigma=1 / 27,
-)
+SMALL = {
+    **SMALL_MODEL,
+    "latent_dim": K * D_K,
+    "latent_set": K,
+    "encoder": "settransformer",
+    "decoder": "tspn",
+    "decoder_layers": 2,
+}
 
 
 def model(**kw) -> SetAutoencoder:

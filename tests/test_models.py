@@ -6,25 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import random_sets
+from helpers import SMALL_MODEL, random_sets
 from setae import ModelConfig, SetaeError, SetAutoencoder
 from setae.datasets import SetBatch
 from setae.models.config import DECODERS, ENCODERS
 
-SMALL = dict(
-    point_dim=2,
-    max_size=12,
-    latent_dim=6,
-    encoder_dim=16,
-    decoder_dim=16,
-    encoder_layers=1,
-    decoder_layers=1,
-    encoder_inducing=3,
-    decoder_inducing=3,
-    decoder_init_dim=4,
-    point_sigma=1 / 27,
-    dequantize=0.0,  # the point process's; continuous points
-)
+SMALL = {**SMALL_MODEL, "dequantize": 0.0}  # the point process's: continuous points
 
 
 def model(**kw) -> SetAutoencoder:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from helpers import random_sets
+from helpers import SMALL_MODEL, random_sets
 from setae import ModelConfig, SetAutoencoder
 from setae.cli import main
 from setae.datasets import SetBatch
@@ -66,21 +66,7 @@ def test_completion_inputs_are_the_right_part():
     assert all(torch.equal(some[i][0], again[i][0]) for i in range(4))  # the same draw every time
 
 
-SMALL = dict(
-    point_dim=2,
-    max_size=12,
-    latent_dim=8,
-    encoder="settransformer",
-    decoder="tspn",
-    encoder_dim=16,
-    decoder_dim=16,
-    encoder_layers=1,
-    decoder_layers=1,
-    encoder_inducing=3,
-    decoder_inducing=3,
-    decoder_init_dim=4,
-    point_sigma=1 / 27,
-)
+SMALL = {**SMALL_MODEL, "latent_dim": 8, "encoder": "settransformer", "decoder": "tspn"}
 
 
 @settings(max_examples=20, deadline=None)
