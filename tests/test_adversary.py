@@ -83,3 +83,45 @@ def test_the_adversary_needs_labels():
     batch = SetBatch.from_sets([torch.rand(3, 2), torch.rand(5, 2)], [-1, -1])
     with pytest.raises(SetaeError, match="label adversary: set 0 has label -1"):
         m(batch)
+
+
+def _adversary_run(tmp_path, name, steps, adversary_steps):
+    from setae.training.config import resolve_config
+    from setae.training.engine import train
+
+    config = resolve_config(
+        "tiny",
+        overrides={
+            "model": {"conditional": True, "adversary": "label", "adversary_weight": 2.0},
+            "train": {"steps": steps, "adversary_steps": adversary_steps, "checkpoint_every": 5},
+        },
+    )
+    train(config, tmp_path / name, progress=False)
+    return tmp_path / name
+
+
+def test_the_classifier_takes_adversary_steps_per_training_step(tmp_path):
+    """Its optimiser has stepped steps × adversary_steps times, the autoencoder's steps times."""
+    from setae.training.checkpoint import load_training_state
+
+    for k in (1, 3):
+        state = load_training_state(_adversary_run(tmp_path, f"k{k}", 4, k) / "checkpoint")
+        counts = {int(s["step"]) for s in state["optimizer_d"]["state"].values()}
+        assert counts == {4 * k}
+        assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {4}
+
+
+def test_a_resumed_adversary_run_with_several_classifier_steps_equals_the_uninterrupted_one(tmp_path):
+    from safetensors.torch import load_file
+
+    from setae.training.engine import saved_config, train
+
+    straight = _adversary_run(tmp_path, "straight", 12, 3)
+    stopped = _adversary_run(tmp_path, "stopped", 7, 3)
+    resumed = saved_config(stopped)
+    resumed.train.steps = 12
+    train(resumed, stopped, resume=True, progress=False)
+    a = load_file(straight / "checkpoint/model.safetensors")
+    b = load_file(stopped / "checkpoint/model.safetensors")
+    assert a.keys() == b.keys() and any(k.startswith("adversary.") for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)

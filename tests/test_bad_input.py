@@ -172,6 +172,11 @@ CASES = {
     "flag: batch size 0": (TINY + ["--batch-size", "0"], None, "train.batch_size must be >= 1, got 0"),
     "flag: eval every 0": (TINY + ["--eval-every", "0"], None, "train.eval_every must be >= 1, got 0"),
     "flag: negative beta": (TINY + ["--beta", "-1"], None, "train.beta must be >= 0, got -1.0"),
+    "flag: adversary steps 0": (
+        TINY + ["--adversary-steps", "0"],
+        None,
+        "train.adversary_steps must be >= 1, got 0",
+    ),
     "flag: negative grad clip": (TINY + ["--grad-clip", "-1"], None, "train.grad_clip must be > 0, got -1.0"),
     "flag: negative threads": (TINY + ["--threads", "-1"], None, "train.threads must be >= 0, got -1"),
     "flag: negative stroke position": (

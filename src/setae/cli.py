@@ -53,6 +53,8 @@ FLAG_HELP = {
     "adversary": "none, or label: a classifier learns the label from the code and the encoder learns to "
     "confuse it, so the code keeps the style and not the class",
     "adversary_weight": "λ >= 0: the weight of the code's confusion term, λ·KL(uniform ‖ q(label | z))",
+    "adversary_steps": "label adversary: steps of its classifier per training step, on the batch's codes, "
+    ">= 1 (more: it keeps up with the encoder)",
     "encoder": "deepsets, settransformer or rnn",
     "decoder": "mlp, tspn, rnn, dspn, slot, pointprocess (i.i.d. points, exact likelihood), or strokes "
     "(stroke-3 sequences)",

@@ -232,7 +232,8 @@ class SetAutoencoder(nn.Module):
     def forward(self, batch: SetBatch, loss: str | None = None) -> dict[str, torch.Tensor]:
         """Per-set objective terms, each [B] in nats: `recon`, `size`, `kl`, with an adversary its cross
         entropy `adversary` and the code's `confusion` (both added to the loss; each reaches only its own
-        side, setae.nn.adversary); and `distance`, the set loss (in normalised units when
+        side, setae.nn.adversary) and, for the classifier's further steps, the detached `code` it read
+        [B, latent]; and `distance`, the set loss (in normalised units when
         config.normalize). For pairs (`batch.source`, setae.datasets.pairs) the encoder reads the input
         sets and the terms score the targets, `batch`: q(z | X), p(Y | z). A denoising model encodes a
         corrupted copy in training. `loss` names a set loss to use instead of config.loss (a warm-up). With
@@ -252,7 +253,7 @@ class SetAutoencoder(nn.Module):
         target = self._normalize(self._dequantize(raw)) if self._dequantizes else batch  # after z, as in IWAE
         terms = {**self._negative_log_likelihood(target, z, loss), "kl": kl}
         if c.adversary == "label":
-            terms.update(self.adversary(mean, self._checked_labels(batch.labels)))
+            terms.update(self.adversary(mean, self._checked_labels(batch.labels)), code=mean.detach())
         return terms
 
     def _negative_log_likelihood(

@@ -32,11 +32,15 @@ class LabelAdversary(nn.Module):
         self.weight, self.num_classes = weight, num_classes
         self.net = mlp([latent_dim, hidden, hidden, num_classes])
 
+    def cross_entropy(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """−log q(y | z) [B] in nats, with z held fixed (the gradient reaches only the classifier)."""
+        return F.cross_entropy(self.net(z.detach()), labels, reduction="none")
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """z [B, latent], labels [B] -> `adversary`: CE [B] in nats, whose gradient reaches only the
         classifier; `confusion`: λ·KL(uniform ‖ q(· | z)) [B], whose gradient reaches only z. Add both to the
         loss."""
-        ce = F.cross_entropy(self.net(z.detach()), labels, reduction="none")
+        ce = self.cross_entropy(z, labels)
         frozen = {name: p.detach() for name, p in self.net.named_parameters()}
         log_q = F.log_softmax(functional_call(self.net, frozen, (z,)), dim=-1)
         confusion = -log_q.mean(-1) - math.log(self.num_classes)

@@ -47,6 +47,7 @@ class TrainConfig:
     size_weight: float = 1.0
     kl_warmup_steps: int = 1000
     chamfer_warmup_steps: int = 1000  # train with the Chamfer loss for this many steps, then with model.loss
+    adversary_steps: int = 1  # model.adversary: the label classifier's steps per training step
     prior_fit_sets: int = 20_000  # VAE: training sets whose codes the fitted prior is fitted to at the end
     seed: int = 0
     log_every: int = 50
@@ -65,6 +66,7 @@ class TrainConfig:
         """Every field in its allowed range (one place for all of them); a SetaeError names the first
         that is not."""
         positive = ("batch_size", "log_every", "eval_every", "eval_sets", "checkpoint_every")
+        positive += ("adversary_steps",)
         for name in positive:
             if getattr(self, name) < 1:
                 raise SetaeError(f"config: train.{name} must be >= 1, got {getattr(self, name)}")

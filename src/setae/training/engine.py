@@ -220,13 +220,22 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             return torch.optim.SGD(parameters, lr=t.lr, momentum=0.9)
         return torch.optim.AdamW(parameters, lr=t.lr, betas=betas, weight_decay=0.0)
 
-    # A GAN's `optimizer` is the generator's, `optimizer_d` the discriminator's.
-    optimizer = make_optimizer(
-        model.generator_parameters() if gan else model.parameters(), *([GAN_BETAS] * gan)
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, t))
+    # A GAN's `optimizer` is the generator's, `optimizer_d` the discriminator's; with a label adversary,
+    # `optimizer_d` is its classifier's and `optimizer` the autoencoder's.
+    adversarial = not gan and config.model.adversary != "none"
+    if adversarial and t.adversary_steps > 1 and ctx.world_size > 1:
+        raise SetaeError("train.adversary_steps > 1 trains in one process (no torchrun)")
     if gan:
-        optimizer_d = make_optimizer(model.discriminator_parameters(), GAN_BETAS)
+        parameters, parameters_d = list(model.generator_parameters()), list(model.discriminator_parameters())
+    elif adversarial:
+        parameters_d = list(model.adversary.parameters())
+        parameters = [p for name, p in model.named_parameters() if not name.startswith("adversary.")]
+    else:
+        parameters = list(model.parameters())
+    optimizer = make_optimizer(parameters, *([GAN_BETAS] * gan))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, t))
+    if gan or adversarial:
+        optimizer_d = make_optimizer(parameters_d, *([GAN_BETAS] * gan))
         scheduler_d = torch.optim.lr_scheduler.LambdaLR(optimizer_d, lambda s: lr_factor(s, t))
     start_step = 0
     if checkpoint is not None:
@@ -239,7 +248,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
             )
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        if gan:
+        if gan or adversarial:
             optimizer_d.load_state_dict(state["optimizer_d"])
             scheduler_d.load_state_dict(state["scheduler_d"])
         set_rng_state(state["rng"][ctx.rank], device)
@@ -274,37 +283,54 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
                 "rng": rng_states,
                 "step": step,
             }
-            if gan:
+            if gan or adversarial:
                 state.update(optimizer_d=optimizer_d.state_dict(), scheduler_d=scheduler_d.state_dict())
             save_checkpoint(run_dir, model, config, step, state)
 
-    def player_step(loss, opt, sched, parameters, step: int) -> None:
+    def player_step(loss, step: int, *players) -> None:
+        """One backward pass of `loss`, then a step of each (optimizer, scheduler or None, parameters)."""
         if not torch.isfinite(loss):
             raise RuntimeError(f"loss became {float(loss)} at step {step}; lower train.lr")
-        opt.zero_grad(set_to_none=True)
+        for opt, _, _ in players:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, t.grad_clip)
-        opt.step()
-        sched.step()
+        for opt, sched, params in players:
+            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+            opt.step()
+            if sched is not None:
+                sched.step()
 
     def gan_step(batch: SetBatch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One discriminator step, then one generator step; (L_D + R1, every term [B])."""
         with autocast:
             terms = model.discriminator_terms(batch)
         loss = (terms["d_objective"] + terms["r1"]).mean()
-        player_step(loss, optimizer_d, scheduler_d, model.discriminator_parameters(), step)
+        player_step(loss, step, (optimizer_d, scheduler_d, parameters_d))
         with autocast:
             terms.update(model.generator_terms(len(batch)))
-        player_step(terms["g_objective"].mean(), optimizer, scheduler, model.generator_parameters(), step)
+        player_step(terms["g_objective"].mean(), step, (optimizer, scheduler, parameters))
         return loss, terms
 
     def autoencoder_step(batch: SetBatch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One step of the autoencoder and, with a label adversary, `adversary_steps` of its classifier:
+        the first shares the autoencoder's backward pass (under DDP every gradient is reduced in one
+        pass), the others are taken on the same batch's codes."""
         with autocast:
             terms = net(batch, "chamfer" if step < t.chamfer_warmup_steps else None)
         loss = (terms["recon"] + t.size_weight * terms["size"] + beta_at(step, t) * terms["kl"]).mean()
-        if "adversary" in terms:  # the classifier's and the code's terms (setae.nn.adversary)
-            loss = loss + terms["adversary"].mean() + terms["confusion"].mean()
-        player_step(loss, optimizer, scheduler, model.parameters(), step)
+        if not adversarial:
+            player_step(loss, step, (optimizer, scheduler, parameters))
+            return loss, terms
+        code = terms.pop("code")  # the terms' gradients reach only their own side (setae.nn.adversary)
+        loss = loss + terms["adversary"].mean() + terms["confusion"].mean()
+        player_step(loss, step, (optimizer, scheduler, parameters), (optimizer_d, None, parameters_d))
+        for _ in range(t.adversary_steps - 1):
+            player_step(
+                model.adversary.cross_entropy(code, batch.labels).mean(),
+                step,
+                (optimizer_d, None, parameters_d),
+            )
+        scheduler_d.step()
         return loss, terms
 
     model.train()
