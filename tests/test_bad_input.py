@@ -179,6 +179,11 @@ CASES = {
     ),
     "flag: negative grad clip": (TINY + ["--grad-clip", "-1"], None, "train.grad_clip must be > 0, got -1.0"),
     "flag: negative threads": (TINY + ["--threads", "-1"], None, "train.threads must be >= 0, got -1"),
+    "eval flag: negative threads": (
+        ["eval", "ok.npz", "--threads", "-1"],
+        None,
+        "--threads must be >= 0, got -1",
+    ),
     "flag: negative stroke position": (
         TINY + ["--stroke-position", "-1"],
         None,

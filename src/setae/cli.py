@@ -149,6 +149,12 @@ def _add_progress_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch, >= 0 (default 0: torch's choice)"
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit status 2) that point to --help."""
 
@@ -209,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--gen-samples", type=int, default=200, help="prior samples (and test sets) for MMD / COV / 1-NNA"
     )
 
+    _add_threads_flag(ev)
+
     base = sub.add_parser("baseline", help="score a non-neural baseline like `setae eval`")
     base.add_argument(
         "kind", choices=["pca"], help="pca: PCA on rasterised MNIST images (linear autoencoder)"
@@ -218,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--probe-train", type=int, default=10_000, help="training images for the linear probes")
     base.add_argument("--seed", type=int, default=0)
     base.add_argument("--out", help="output folder for metrics.json (default runs/baseline-pca-K)")
+
+    _add_threads_flag(base)
 
     report = sub.add_parser("report", help="write RUN/report.html: metrics beside PCA, pictures, config")
     report.add_argument("run", help="run folder (after `setae eval` and `setae plot`)")
@@ -242,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_progress_flag(enc)
 
+    _add_threads_flag(enc)
+
     plot = sub.add_parser("plot", help="write reconstruction, sample, curve and code PNGs into RUN/plots")
     plot.add_argument("run", help="run folder")
     plot.add_argument("--num", type=int, default=16, help="sets per picture")
@@ -251,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", help="draw this file's sets or pairs, or mnist-completion, instead of the run's test set"
     )
     plot.add_argument("--completion", choices=COMPLETIONS, help="--data mnist-completion: the input")
+
+    _add_threads_flag(plot)
 
     sample = sub.add_parser(
         "sample", help="write sets drawn from a VAE's prior or a GAN's generator to a file"
@@ -265,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--label", type=int, help="conditional models: the class to generate (default: 0, 1, 2, ... in turn)"
     )
     sample.add_argument("--device", default="cpu", help=DEVICE_HELP)
+
+    _add_threads_flag(sample)
 
     cluster = sub.add_parser(
         "cluster", help="k-means of a run's codes: clusters.json, a gallery per cluster, a k-selection plot"
@@ -282,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--out", help="output folder (default RUN/clusters)")
     cluster.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_progress_flag(cluster)
+
+    _add_threads_flag(cluster)
 
     example = sub.add_parser(
         "example-data", help="write a small example file of 3-D point clouds (4 shapes) to try setae on"
@@ -885,6 +903,10 @@ def main(argv: list[str] | None = None) -> int:
         print(_unknown_flag(parser, getattr(args, "command", None), unknown, argv), file=sys.stderr)
         return 2
     try:
+        if getattr(args, "threads", 0) and args.command not in ("train", "demo"):  # train: train.threads
+            if args.threads < 0:
+                raise SetaeError(f"--threads must be >= 0, got {args.threads}")
+            torch.set_num_threads(args.threads)
         if args.command == "train":
             cmd_train(args, resume=args.resume)
         elif args.command == "demo":
