@@ -125,3 +125,22 @@ def test_a_resumed_adversary_run_with_several_classifier_steps_equals_the_uninte
     b = load_file(stopped / "checkpoint/model.safetensors")
     assert a.keys() == b.keys() and any(k.startswith("adversary.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_classifier_reads_the_code_before_its_scale():
+    """Scaling a code dimension towards 0 cannot hide the label from the classifier (nor from the
+    standardised probe): its terms do not depend on γ."""
+    from setae.datasets.batch import SetBatch
+    from setae.models import ModelConfig, SetAutoencoder
+
+    torch.manual_seed(0)
+    config = ModelConfig(max_size=8, point_sigma=0.1, adversary="label", conditional=True, latent_dim=4)
+    model = SetAutoencoder(config).train()
+    batch = SetBatch.from_sets([torch.rand(n, 2) for n in (3, 5, 2, 6)], [0, 3, 3, 7])
+    before = model(batch)
+    with torch.no_grad():
+        model.latent_scale.mul_(torch.tensor([1e-3, 1.0, 5.0, 1e-2]))
+    after = model(batch)
+    torch.testing.assert_close(after["adversary"], before["adversary"])
+    torch.testing.assert_close(after["confusion"], before["confusion"])
+    torch.testing.assert_close(after["code"], before["code"])

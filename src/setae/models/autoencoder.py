@@ -28,8 +28,8 @@ Objective, per set X of n points in R^d, in nats:
     kl(X)    = KL(q(z | X) ‖ N(0, I))            variational models only
 
 and training minimises mean(recon + size + β·kl), so β = 1 gives the negative ELBO. With
-`adversary="label"`, a classifier learns the label from the code (posterior mean) and the code is trained
-to confuse it (setae.nn.adversary): the code hides the label, which a conditional decoder is given, so z
+`adversary="label"`, a classifier learns the label from the code (posterior mean, standardised: before the
+scale γ) and the code is trained to confuse it (setae.nn.adversary): the code hides the label, which a conditional decoder is given, so z
 keeps the style.
 
 Decoders with a likelihood of their own (`LIKELIHOOD_DECODERS`: the stroke decoder, the point process) give
@@ -200,6 +200,12 @@ class SetAutoencoder(nn.Module):
         return torch.cat([points, points[..., :2].cumsum(1) / c.stroke_position], -1)
 
     def _posterior(self, batch: SetBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        standardized, log_var = self._standardized_posterior(batch)
+        return self.latent_scale * standardized, log_var
+
+    def _standardized_posterior(self, batch: SetBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The code (posterior mean) before the scale γ, unit variance per dimension over the batch, and
+        the log-variance (None for a plain autoencoder)."""
         c = self.config
         n = batch.sizes.to(batch.points.dtype)[:, None]
         size_features = torch.cat([n / c.max_size, torch.log1p(n) / math.log1p(c.max_size)], dim=1)
@@ -210,9 +216,9 @@ class SetAutoencoder(nn.Module):
             h = h + self.label_to_encoder(self._checked_labels(batch.labels))[:, None]
         h = self.to_latent(h)  # [B, K, (2·)d_k], flattened element after element
         if not c.variational:
-            return self.latent_scale * self.latent_norm(h.flatten(1)), None
+            return self.latent_norm(h.flatten(1)), None
         mean, log_var = (part.flatten(1) for part in h.chunk(2, dim=2))
-        return self.latent_scale * self.latent_norm(mean), log_var.clamp(-12.0, 8.0)
+        return self.latent_norm(mean), log_var.clamp(-12.0, 8.0)
 
     @torch.no_grad()
     def calibrate_latent_norm(self, batches: Sequence[SetBatch]) -> None:
@@ -244,7 +250,10 @@ class SetAutoencoder(nn.Module):
         denoising = self.training and (c.corrupt_drop > 0 or c.corrupt_jitter > 0)
         source = self._corrupt(batch.encoder_input) if denoising else batch.encoder_input
         raw, batch = batch, self._normalize(batch)
-        mean, log_var = self._posterior(batch if source is raw else self._normalize(source))
+        standardized, log_var = self._standardized_posterior(
+            batch if source is raw else self._normalize(source)
+        )
+        mean = self.latent_scale * standardized
         if log_var is None:
             z, kl = mean, torch.zeros_like(mean[:, 0])
         else:
@@ -253,7 +262,10 @@ class SetAutoencoder(nn.Module):
         target = self._normalize(self._dequantize(raw)) if self._dequantizes else batch  # after z, as in IWAE
         terms = {**self._negative_log_likelihood(target, z, loss), "kl": kl}
         if c.adversary == "label":
-            terms.update(self.adversary(mean, self._checked_labels(batch.labels)), code=mean.detach())
+            # The classifier reads the code before γ, in the units of the probe (standardised per
+            # dimension): a dimension scaled towards 0 would otherwise hide the label from it, not remove it.
+            labels = self._checked_labels(batch.labels)
+            terms.update(self.adversary(standardized, labels), code=standardized.detach())
         return terms
 
     def _negative_log_likelihood(
