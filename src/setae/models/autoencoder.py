@@ -29,8 +29,8 @@ Objective, per set X of n points in R^d, in nats:
 
 and training minimises mean(recon + size + β·kl), so β = 1 gives the negative ELBO. With
 `adversary="label"`, a classifier learns the label from the code (posterior mean, standardised: before the
-scale γ) and the code is trained to confuse it (setae.nn.adversary): the code hides the label, which a conditional decoder is given, so z
-keeps the style.
+scale γ) and the code is trained to confuse it (setae.nn.adversary): the code hides the label, which a
+conditional decoder is given, so z keeps the style.
 
 Decoders with a likelihood of their own (`LIKELIHOOD_DECODERS`: the stroke decoder, the point process) give
 recon + size = −log p(X | z) exactly instead; the point process's recon is −Σ_i log f(x_i | z) − log n!

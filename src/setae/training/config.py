@@ -176,8 +176,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "decoder": "strokes",
             "decoder_dim": 256,
             "latent_scale_learned": False,
+            "stroke_input_dropout": 0.3,
         },
-        "train": {"data": "mnist-strokes", "steps": 4000},  # validation Chamfer flattens by then
+        # 14,000 steps: 79 min on one CPU thread; validation Chamfer still falls at the end (2.6 → 2.4 px²)
+        "train": {"data": "mnist-strokes", "steps": 14_000, "eval_every": 2000},
     },
     "tiny": {
         "model": {
