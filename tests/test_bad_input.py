@@ -172,6 +172,11 @@ CASES = {
     "flag: batch size 0": (TINY + ["--batch-size", "0"], None, "train.batch_size must be >= 1, got 0"),
     "flag: eval every 0": (TINY + ["--eval-every", "0"], None, "train.eval_every must be >= 1, got 0"),
     "flag: negative beta": (TINY + ["--beta", "-1"], None, "train.beta must be >= 0, got -1.0"),
+    "flag: negative prior mmd": (
+        TINY + ["--prior-mmd", "-1"],
+        None,
+        "prior_mmd must be >= 0 (0: none), got -1.0",
+    ),
     "flag: adversary steps 0": (
         TINY + ["--adversary-steps", "0"],
         None,

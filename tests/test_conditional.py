@@ -64,3 +64,54 @@ def test_an_encoder_without_the_label_gives_the_same_code_for_any_label():
     with torch.no_grad():
         seeing.label_to_encoder.weight.normal_()
     assert not torch.allclose(seeing.encode(sets, labels=[0, 1]), seeing.encode(sets, labels=[7, 3]))
+
+
+def test_label_centring_keeps_running_means_and_fits_exact_ones():
+    from setae.nn.normalization import LabelCentering
+
+    centring = LabelCentering(num_classes=4, dim=2, momentum=0.5)
+    x = torch.tensor([[1.0, 2.0], [3.0, 6.0], [-4.0, 0.0]])
+    labels = torch.tensor([2, 2, 0])
+    out = centring(x, labels)  # training: means 0 → halfway to the batch means [2, 4] and [−4, 0]
+    halfway = torch.tensor([[-2.0, 0.0], [0.0, 0.0], [1.0, 2.0], [0.0, 0.0]])
+    torch.testing.assert_close(centring.label_mean, halfway)
+    torch.testing.assert_close(out, x - centring.label_mean[labels])
+    centring.label_mean[3] = 7.0
+    centring.fit(x, labels)
+    torch.testing.assert_close(
+        centring.label_mean, torch.tensor([[-4.0, 0.0], [0.0, 0.0], [2.0, 4.0], [7.0, 7.0]])
+    )
+    centring.eval()
+    torch.testing.assert_close(centring(x, labels), torch.tensor([[-1.0, -2.0], [1.0, 2.0], [0.0, 0.0]]))
+
+
+def test_label_centring_gives_every_label_the_same_mean_code_and_keeps_invariance():
+    from helpers import SMALL_MODEL
+    from setae.datasets import SetBatch
+    from setae.errors import SetaeError
+    from setae.models import ModelConfig, SetAutoencoder
+
+    # Sets whose label moves all their points: the uncentred codes separate the labels.
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(40) % 4
+    sets = [
+        torch.rand(int(n), 2, generator=g) + 2.0 * y
+        for n, y in zip(torch.randint(1, 12, (40,), generator=g), labels, strict=True)
+    ]
+    config = {**SMALL_MODEL, "conditional": True, "num_classes": 4}
+    batches = [SetBatch.from_sets(sets[i : i + 10], labels=labels[i : i + 10]) for i in range(0, 40, 10)]
+    means = {}
+    for centred in (False, True):
+        torch.manual_seed(0)
+        model = SetAutoencoder(ModelConfig(**config, label_centering=centred))
+        model.calibrate_latent_norm(batches)
+        codes = model.eval().encode(sets, labels=labels)
+        means[centred] = torch.stack([codes[labels == y].mean(0) for y in range(4)])
+        shuffled = [s[torch.randperm(len(s), generator=g)] for s in sets]
+        torch.testing.assert_close(model.encode(shuffled, labels=labels), codes, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(means[True], torch.zeros(4, 6), atol=1e-5, rtol=0)
+    assert (means[False] - means[False].mean(0)).abs().max() > 0.1
+    terms = model.train()(batches[0])  # training subtracts the running means
+    assert torch.isfinite(terms["kl"]).all()
+    with pytest.raises(SetaeError, match="label_centering needs a conditional model"):
+        ModelConfig(**SMALL_MODEL, label_centering=True).validate()

@@ -53,6 +53,10 @@ FLAG_HELP = {
     "adversary": "none, or label: a classifier learns the label from the code and the encoder learns to "
     "confuse it, so the code keeps the style and not the class",
     "adversary_weight": "λ >= 0: the weight of the code's confusion term, λ·KL(uniform ‖ q(label | z))",
+    "label_centering": "conditional models: remove each label's mean code (running in training, exact after "
+    "it), so every label has the same mean code and no linear probe reads the label",
+    "prior_mmd": "w >= 0: add w·MMD²(the batch's codes, N(0, I)) per set (InfoVAE), pulling the codes of all "
+    "sets towards the prior; 0: none",
     "adversary_steps": "label adversary: steps of its classifier per training step, on the batch's codes, "
     ">= 1 (more: it keeps up with the encoder)",
     "encoder": "deepsets, settransformer or rnn",

@@ -27,10 +27,14 @@ Objective, per set X of n points in R^d, in nats:
     size(X)  = −log p(n | z)                    the decoder's size model
     kl(X)    = KL(q(z | X) ‖ N(0, I))            variational models only
 
-and training minimises mean(recon + size + β·kl), so β = 1 gives the negative ELBO. With
+and training minimises mean(recon + size + β·kl), so β = 1 gives the negative ELBO. With a weight
+`prior_mmd` = w > 0, training adds w·MMD²(the batch's codes z, N(0, I)) (InfoVAE; setae.nn.prior_mmd): the
+KL is per set, the MMD pulls the codes of all sets together towards the prior. With
 `adversary="label"`, a classifier learns the label from the code (posterior mean, standardised: before the
 scale γ) and the code is trained to confuse it (setae.nn.adversary): the code hides the label, which a
-conditional decoder is given, so z keeps the style.
+conditional decoder is given, so z keeps the style. With `label_centering`, each label's mean code is
+subtracted from the standardised code (setae.nn.normalization.LabelCentering): all labels then share one mean
+code, so no linear classifier reads the label from z better than a constant guess.
 
 Decoders with a likelihood of their own (`LIKELIHOOD_DECODERS`: the stroke decoder, the point process) give
 recon + size = −log p(X | z) exactly instead; the point process's recon is −Σ_i log f(x_i | z) − log n!
@@ -56,7 +60,8 @@ from setae.models.config import LIKELIHOOD_DECODERS, LOSSES, ModelConfig, build_
 from setae.models.fitted_prior import FittedPrior
 from setae.nn.adversary import LabelAdversary
 from setae.nn.decoders import DSPNDecoder
-from setae.nn.normalization import BatchStandardize
+from setae.nn.normalization import BatchStandardize, LabelCentering
+from setae.nn.prior_mmd import mmd_to_standard_normal
 from setae.versions import versions
 
 CHECKPOINT_FORMAT = "setae-checkpoint-1"  # model.safetensors + meta.json (setae.training.checkpoint)
@@ -88,6 +93,8 @@ class SetAutoencoder(nn.Module):
         # A tiny eps: with BatchNorm's 1e-5 the encoder escaped the standardisation by shrinking the pre-norm
         # variance below eps (observed under the VAE's KL pressure), and the codes collapsed again.
         self.latent_norm = BatchStandardize(config.latent_dim, eps=1e-12)
+        if config.label_centering:
+            self.label_centering = LabelCentering(config.num_classes, config.latent_dim)
         scale = torch.full((config.latent_dim,), config.latent_scale)
         if config.latent_scale_learned:
             self.latent_scale = nn.Parameter(scale)
@@ -204,8 +211,8 @@ class SetAutoencoder(nn.Module):
         return self.latent_scale * standardized, log_var
 
     def _standardized_posterior(self, batch: SetBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The code (posterior mean) before the scale γ, unit variance per dimension over the batch, and
-        the log-variance (None for a plain autoencoder)."""
+        """The code (posterior mean) before the scale γ, unit variance per dimension over the batch (less
+        its label's mean code with label centring), and the log-variance (None for a plain autoencoder)."""
         c = self.config
         n = batch.sizes.to(batch.points.dtype)[:, None]
         size_features = torch.cat([n / c.max_size, torch.log1p(n) / math.log1p(c.max_size)], dim=1)
@@ -215,10 +222,14 @@ class SetAutoencoder(nn.Module):
         if c.conditional and c.encoder_label:
             h = h + self.label_to_encoder(self._checked_labels(batch.labels))[:, None]
         h = self.to_latent(h)  # [B, K, (2·)d_k], flattened element after element
-        if not c.variational:
-            return self.latent_norm(h.flatten(1)), None
-        mean, log_var = (part.flatten(1) for part in h.chunk(2, dim=2))
-        return self.latent_norm(mean), log_var.clamp(-12.0, 8.0)
+        if c.variational:
+            mean, log_var = (part.flatten(1) for part in h.chunk(2, dim=2))
+            mean, log_var = self.latent_norm(mean), log_var.clamp(-12.0, 8.0)
+        else:
+            mean, log_var = self.latent_norm(h.flatten(1)), None
+        if c.label_centering:
+            mean = self.label_centering(mean, self._checked_labels(batch.labels))
+        return mean, log_var
 
     @torch.no_grad()
     def calibrate_latent_norm(self, batches: Sequence[SetBatch]) -> None:
@@ -226,13 +237,22 @@ class SetAutoencoder(nn.Module):
 
         The pre-norm codes can have a small variance and a drifting mean, so the usual running average
         lags behind and shifts codes at inference by several standard deviations; a fresh average over
-        training batches with the current weights does not ("precise BN")."""
+        training batches with the current weights does not ("precise BN"). With label centring, each
+        label's mean code is then set to its exact mean over `batches`."""
         was_training = self.training
         self.train()
         self.latent_norm.start_calibration()
         for batch in batches:
             self.posterior(batch)
         self.latent_norm.finish_calibration()
+        if self.config.label_centering:  # each label's exact mean of the codes, as inference computes them
+            self.eval()
+            kept = self.label_centering.label_mean.clone()
+            self.label_centering.label_mean.zero_()
+            inputs = [self._normalize(batch.encoder_input) for batch in batches]
+            codes = torch.cat([self._standardized_posterior(b)[0] for b in inputs])
+            self.label_centering.label_mean.copy_(kept)
+            self.label_centering.fit(codes, torch.cat([b.labels for b in inputs]))
         self.train(was_training)
 
     def forward(self, batch: SetBatch, loss: str | None = None) -> dict[str, torch.Tensor]:
@@ -261,6 +281,8 @@ class SetAutoencoder(nn.Module):
             kl = 0.5 * (mean.pow(2) + log_var.exp() - log_var - 1.0).sum(1)
         target = self._normalize(self._dequantize(raw)) if self._dequantizes else batch  # after z, as in IWAE
         terms = {**self._negative_log_likelihood(target, z, loss), "kl": kl}
+        if self.training and c.prior_mmd > 0:  # a regulariser of the batch's codes, not part of the ELBO
+            terms["prior_mmd"] = (c.prior_mmd * mmd_to_standard_normal(z)).expand(len(z))
         if c.adversary == "label":
             # The classifier reads the code before γ, in the units of the probe (standardised per
             # dimension): a dimension scaled towards 0 would otherwise hide the label from it, not remove it.

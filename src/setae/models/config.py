@@ -104,6 +104,8 @@ class ModelConfig:
     prior_components: int = 50  # VAE: components of the Gaussian mixture fitted to the training codes
     adversary: str = "none"  # none, or label: an adversary reads the label from the code (setae.nn.adversary)
     adversary_weight: float = 1.0  # λ: the weight of the code's confusion term against the adversary
+    label_centering: bool = False  # conditional: each label's mean code is removed (setae.nn.normalization)
+    prior_mmd: float = 0.0  # weight of MMD²(batch codes, N(0, I)) per set (setae.nn.prior_mmd); 0: none
     # autoencoder (the default: SetAutoencoder), or gan: a generator (the decoder, from noise) against a
     # discriminator (the encoder's architecture plus a score head), setae.models.gan
     objective: str = "autoencoder"
@@ -154,6 +156,10 @@ class ModelConfig:
             self._validate_gan()
         if not self.adversary_weight >= 0:
             raise SetaeError(f"config: adversary_weight must be >= 0, got {self.adversary_weight}")
+        if self.label_centering and not self.conditional:
+            raise SetaeError("config: label_centering needs a conditional model (the label at encoding)")
+        if not 0 <= self.prior_mmd < float("inf"):
+            raise SetaeError(f"config: prior_mmd must be >= 0 (0: none), got {self.prior_mmd}")
         if self.stroke_position is not None and not 0 <= self.stroke_position < float("inf"):
             raise SetaeError(
                 f"config: stroke_position must be >= 0 (0: offsets only), got {self.stroke_position}"

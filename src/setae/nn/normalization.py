@@ -74,3 +74,35 @@ class BatchStandardize(nn.Module):
             mean, var = torch.stack(collected).mean(0)
             self.running_mean.copy_(mean)
             self.running_var.copy_(var)
+
+
+class LabelCentering(nn.Module):
+    """x [B, dim], labels [B] -> x − m_y: each label's mean code m [classes, dim] removed.
+
+    Every label's codes then have the same mean (zero), the condition under which no linear classifier reads
+    the label from them better than a constant guess (LEACE, Belrose et al. 2023). In training m follows
+    each label's batch means (a running average, outside the gradient); `fit` sets it to exact means."""
+
+    def __init__(self, num_classes: int, dim: int, momentum: float = 0.1):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("label_mean", torch.zeros(num_classes, dim))
+
+    def _means(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each label's mean of x [classes, dim] and whether the label occurs [classes]."""
+        counts = torch.bincount(labels, minlength=len(self.label_mean))
+        sums = x.new_zeros(self.label_mean.shape).index_add_(0, labels, x)
+        return sums / counts.clamp(min=1)[:, None], counts > 0
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():
+                means, present = self._means(x.float(), labels)
+                self.label_mean[present] = self.label_mean[present].lerp(means[present], self.momentum)
+        return x - self.label_mean[labels]
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, labels: torch.Tensor) -> None:
+        """Set m to the exact means of the uncentred codes x [N, dim] of each label present in `labels`."""
+        means, present = self._means(x.float(), labels)
+        self.label_mean[present] = means[present]
