@@ -49,6 +49,7 @@ CHANGES: list[tuple[str, dict]] = [
         {"model": {"loss": "hungarian"}, "train": {"chamfer_warmup_steps": 1000}},
     ),
     ("width 128 (not kept)", {"model": {"encoder_dim": 128, "decoder_dim": 128}}),
+    ("the default again, beside the two rows below (not kept)", {}),
     ("MMD to N(0, I), weight 100 (not kept)", {"model": {"prior_mmd": 100.0}}),
     ("MMD to N(0, I), weight 1000 (not kept)", {"model": {"prior_mmd": 1000.0}}),
 ]
