@@ -589,6 +589,7 @@ def cmd_report(run: str, baseline: bool = True) -> Path:
 
 
 ENCODE_FORMATS = (".npy", ".npz", ".csv", ".parquet")
+POINT_FILE_FORMATS = (".npz", ".csv", ".parquet")  # what `setae sample` and `example-data` write
 
 
 def _encode(model, sets: list, labels: list[int], progress: bool, chunk: int = 4096):
@@ -606,17 +607,23 @@ def _encode(model, sets: list, labels: list[int], progress: bool, chunk: int = 4
     return torch.cat(parts) if parts else model.encode([])
 
 
+def _output_path(out: str, formats: tuple[str, ...], shown: str) -> Path:
+    """`out` as a Path, once its suffix is one of `formats` and its folder exists (errors name `shown`)."""
+    target = Path(out)
+    if target.suffix not in formats:
+        raise SetaeError(f"{shown}: unknown format {target.suffix!r}; use {', '.join(formats)}")
+    if not target.parent.is_dir():
+        raise SetaeError(f"{shown}: folder {target.parent} does not exist")
+    return target
+
+
 def cmd_encode(run: str, data: str, out: str, device: str = "cpu", progress: bool = True) -> None:
     from setae.datasets.batch import as_point_sets
     from setae.datasets.pointfile import load_point_sets, write_codes
     from setae.evaluation.evaluate import dataset_items
     from setae.training.checkpoint import load
 
-    target = Path(out)
-    if target.suffix not in ENCODE_FORMATS:
-        raise SetaeError(f"--out {out}: unknown format {target.suffix!r}; use {', '.join(ENCODE_FORMATS)}")
-    if not target.parent.is_dir():
-        raise SetaeError(f"--out {out}: folder {target.parent} does not exist")
+    target = _output_path(out, ENCODE_FORMATS, f"--out {out}")
     model = load(run, device)
     sets, labels = dataset_items(load_point_sets(data))
     sets = as_point_sets(sets, dim=model.config.point_dim, max_size=model.config.max_size, source=data)
@@ -630,11 +637,7 @@ def cmd_sample(run: str, num: int, out: str, seed: int = 0, label: int | None = 
     from setae.datasets.pointfile import save_point_sets
     from setae.training.checkpoint import load
 
-    target = Path(out)
-    if target.suffix not in (".npz", ".csv", ".parquet"):
-        raise SetaeError(f"--out {out}: unknown format {target.suffix!r}; use .npz, .csv or .parquet")
-    if not target.parent.is_dir():
-        raise SetaeError(f"--out {out}: folder {target.parent} does not exist")
+    target = _output_path(out, POINT_FILE_FORMATS, f"--out {out}")
     if num < 1:
         raise SetaeError(f"--num {num}: need at least one set")
     model = load(run, device)
@@ -654,11 +657,7 @@ def cmd_sample(run: str, num: int, out: str, seed: int = 0, label: int | None = 
 def cmd_example_data(out: str, num_sets: int, seed: int) -> None:
     from setae.datasets.synthetic import example_clouds
 
-    path = Path(out)
-    if path.suffix not in (".npz", ".csv", ".parquet"):
-        raise SetaeError(f"{out}: unknown format {path.suffix!r}; use .npz, .csv or .parquet")
-    if not path.parent.is_dir():
-        raise SetaeError(f"{out}: folder {path.parent} does not exist")
+    path = _output_path(out, POINT_FILE_FORMATS, out)
     if num_sets < 4:
         raise SetaeError(f"--sets {num_sets}: need at least 4 (one per shape)")
     example_clouds(path, num_sets, seed)
