@@ -40,7 +40,7 @@ def run_row(run: Path) -> dict:
     summary = json.loads((run / "train_summary.json").read_text())
     return {
         **{key: metrics[key] for key, _, _ in COLUMNS},
-        **{flag: config["model"][flag] for flag in FLAGS},
+        **{flag: config["model"].get(flag) for flag in FLAGS},
         "adversary_steps": config["train"]["adversary_steps"],
         "steps": summary["step"],
         "run": str(run),
