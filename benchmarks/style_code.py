@@ -35,6 +35,9 @@ COLUMNS = (
 
 
 def run_row(run: Path) -> dict:
+    for name in ("metrics.json", "config.json", "train_summary.json"):
+        if not (run / name).is_file():
+            raise SystemExit(f"{run}: no {name} (train the run, then `setae eval {run} --limit 2000`)")
     metrics = json.loads((run / "metrics.json").read_text())
     config = json.loads((run / "config.json").read_text())
     summary = json.loads((run / "train_summary.json").read_text())

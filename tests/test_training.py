@@ -141,3 +141,15 @@ def test_bf16_autocast_trains(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_the_logged_loss_adds_the_prior_mmd_term(tmp_path):
+    config = resolve_config(
+        "tiny", overrides={"train": {"steps": 2, "log_every": 1}, "model": {"prior_mmd": 50.0}}
+    )
+    train(config, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    for r in (r for r in records if "loss" in r):
+        weighted = r["recon"] + config.train.size_weight * r["size"] + r["beta"] * r["kl"]
+        assert r["prior_mmd"] > 0
+        assert r["loss"] == pytest.approx(weighted + r["prior_mmd"], rel=1e-5)
