@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from compare import cpu_name, slug
+from compare import cpu_name, slug, timed_schedule
 
 RESULTS = Path(__file__).parent / "results"
 JSON, TABLE = RESULTS / "ablation.json", RESULTS / "ablation.md"
@@ -52,6 +52,14 @@ CHANGES: list[tuple[str, dict]] = [
     ("the default again, beside the two rows below (not kept)", {}),
     ("MMD to N(0, I), weight 100 (not kept)", {"model": {"prior_mmd": 100.0}}),
     ("MMD to N(0, I), weight 1000 (not kept)", {"model": {"prior_mmd": 1000.0}}),
+    ("the default again, beside the aggregate-KL rows below (not kept)", {}),
+    ("aggregate-posterior KL, weight 1 (not kept)", {"model": {"aggregate_kl": 1.0}}),
+    ("aggregate-posterior KL, weight 10 (not kept)", {"model": {"aggregate_kl": 10.0}}),
+    ("β = 0.3 (not kept)", {"train": {"beta": 0.3}}),
+    (
+        "β = 0.3, aggregate-posterior KL 1 (not kept)",
+        {"model": {"aggregate_kl": 1.0}, "train": {"beta": 0.3}},
+    ),
 ]
 COLUMNS = (
     ("chamfer", "chamfer", "{:.5f}"),
@@ -76,15 +84,7 @@ def row_config(index: int, minutes: float):
     for name, change in CHANGES[1 : index + 1]:
         if name == CHANGES[index][0] or "(not kept)" not in name:
             config = apply_overrides(config, change, "ablation")
-    schedule = {
-        "max_minutes": minutes,
-        "steps": 1_000_000,  # the budget is time; the cosine decay over 10⁶ steps is flat
-        "lr_warmup_steps": 100,
-        "kl_warmup_steps": 200,
-        "eval_every": 10**9,
-        "checkpoint_every": 10**9,
-    }
-    return apply_overrides(config, {"train": schedule}, "ablation")
+    return apply_overrides(config, {"train": timed_schedule(minutes)}, "ablation")
 
 
 def run_row(index: int, minutes: float, test_sets: int) -> dict:

@@ -80,6 +80,19 @@ def slug(name: str) -> str:
     return out
 
 
+def timed_schedule(minutes: float) -> dict:
+    """Training overrides for a budget of `minutes` of wall-clock on a schedule that does not depend on
+    speed: short warm-ups of the learning rate and KL weight, then constant; no evaluation or checkpoint."""
+    return {
+        "max_minutes": minutes,
+        "steps": 1_000_000,  # the budget is time; the cosine decay over 10⁶ steps is flat
+        "lr_warmup_steps": 100,
+        "kl_warmup_steps": 200,
+        "eval_every": 10**9,
+        "checkpoint_every": 10**9,
+    }
+
+
 def train_for(run_dir: Path, model: dict, minutes: float, threads: int, seed: int, **train: object):
     """Train the demo preset with `model` overrides for `minutes` of wall-clock into a fresh `run_dir`, on
     a schedule that does not depend on speed (short warm-ups, no Chamfer warm-up, flat decay) ->
@@ -91,13 +104,8 @@ def train_for(run_dir: Path, model: dict, minutes: float, threads: int, seed: in
     overrides = {
         "model": model,
         "train": {
-            "max_minutes": minutes,
-            "steps": 1_000_000,  # the budget is time; the cosine decay over 10⁶ steps is flat
-            "lr_warmup_steps": 100,
-            "kl_warmup_steps": 200,
+            **timed_schedule(minutes),
             "chamfer_warmup_steps": 0,
-            "eval_every": 10**9,
-            "checkpoint_every": 10**9,
             "threads": threads,
             "seed": seed,
             **train,

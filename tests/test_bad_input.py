@@ -177,6 +177,11 @@ CASES = {
         None,
         "prior_mmd must be >= 0 (0: none), got -1.0",
     ),
+    "flag: aggregate kl on a plain autoencoder": (
+        TINY + ["--aggregate-kl", "2", "--no-variational"],
+        None,
+        "aggregate_kl needs a variational model",
+    ),
     "flag: adversary steps 0": (
         TINY + ["--adversary-steps", "0"],
         None,

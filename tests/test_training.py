@@ -143,13 +143,14 @@ def test_bf16_autocast_trains(tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
-def test_the_logged_loss_adds_the_prior_mmd_term(tmp_path):
+@pytest.mark.parametrize("regularizer", ["prior_mmd", "aggregate_kl"])
+def test_the_logged_loss_adds_the_codes_regularizer(tmp_path, regularizer):
     config = resolve_config(
-        "tiny", overrides={"train": {"steps": 2, "log_every": 1}, "model": {"prior_mmd": 50.0}}
+        "tiny", overrides={"train": {"steps": 2, "log_every": 1}, "model": {regularizer: 50.0}}
     )
     train(config, tmp_path / "run", progress=False)
     records = [json.loads(line) for line in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     for r in (r for r in records if "loss" in r):
         weighted = r["recon"] + config.train.size_weight * r["size"] + r["beta"] * r["kl"]
-        assert r["prior_mmd"] > 0
-        assert r["loss"] == pytest.approx(weighted + r["prior_mmd"], rel=1e-5)
+        assert r[regularizer] > 0
+        assert r["loss"] == pytest.approx(weighted + r[regularizer], rel=1e-5)

@@ -57,6 +57,8 @@ FLAG_HELP = {
     "it), so every label has the same mean code and no linear probe reads the label",
     "prior_mmd": "w >= 0: add w·MMD²(the batch's codes, N(0, I)) per set (InfoVAE), pulling the codes of all "
     "sets towards the prior; 0: none",
+    "aggregate_kl": "w >= 0, VAEs: add w·KL(N(m, C) ‖ N(0, I)), m and C the running mean and covariance of "
+    "all sets' codes, so N(0, I) samples land where codes are; 0: none",
     "adversary_steps": "label adversary: steps of its classifier per training step, on the batch's codes, "
     ">= 1 (more: it keeps up with the encoder)",
     "encoder": "deepsets, settransformer or rnn",

@@ -29,7 +29,9 @@ Objective, per set X of n points in R^d, in nats:
 
 and training minimises mean(recon + size + β·kl), so β = 1 gives the negative ELBO. With a weight
 `prior_mmd` = w > 0, training adds w·MMD²(the batch's codes z, N(0, I)) (InfoVAE; setae.nn.prior_mmd): the
-KL is per set, the MMD pulls the codes of all sets together towards the prior. With
+KL is per set, the MMD pulls the codes of all sets together towards the prior. With `aggregate_kl` = w > 0
+it adds w·KL(N(m, C) ‖ N(0, I)), m and C the running mean and covariance of the aggregate posterior
+(setae.nn.aggregate_kl): every direction of the codes' spread plus noise is pulled to unit variance. With
 `adversary="label"`, a classifier learns the label from the code (posterior mean, standardised: before the
 scale γ) and the code is trained to confuse it (setae.nn.adversary): the code hides the label, which a
 conditional decoder is given, so z keeps the style. With `label_centering`, each label's mean code is
@@ -59,6 +61,7 @@ from setae.fileio import write_bytes, write_json
 from setae.models.config import LIKELIHOOD_DECODERS, LOSSES, ModelConfig, build_decoder, build_encoder
 from setae.models.fitted_prior import FittedPrior
 from setae.nn.adversary import LabelAdversary
+from setae.nn.aggregate_kl import AggregatePosteriorKL
 from setae.nn.decoders import DSPNDecoder
 from setae.nn.normalization import BatchStandardize, LabelCentering
 from setae.nn.prior_mmd import mmd_to_standard_normal
@@ -100,6 +103,8 @@ class SetAutoencoder(nn.Module):
             self.latent_scale = nn.Parameter(scale)
         else:
             self.register_buffer("latent_scale", scale)
+        if config.aggregate_kl > 0:
+            self.aggregate_kl = AggregatePosteriorKL(config.latent_dim)
         if config.variational and config.prior_components > 0:
             self.fitted_prior = FittedPrior(config.latent_dim, config.prior_components)
         self.decoder = build_decoder(config)
@@ -283,6 +288,8 @@ class SetAutoencoder(nn.Module):
         terms = {**self._negative_log_likelihood(target, z, loss), "kl": kl}
         if self.training and c.prior_mmd > 0:  # a regulariser of the batch's codes, not part of the ELBO
             terms["prior_mmd"] = (c.prior_mmd * mmd_to_standard_normal(z)).expand(len(z))
+        if self.training and c.aggregate_kl > 0:
+            terms["aggregate_kl"] = (c.aggregate_kl * self.aggregate_kl(mean, log_var)).expand(len(z))
         if c.adversary == "label":
             # The classifier reads the code before γ, in the units of the probe (standardised per
             # dimension): a dimension scaled towards 0 would otherwise hide the label from it, not remove it.

@@ -106,6 +106,7 @@ class ModelConfig:
     adversary_weight: float = 1.0  # λ: the weight of the code's confusion term against the adversary
     label_centering: bool = False  # conditional: each label's mean code is removed (setae.nn.normalization)
     prior_mmd: float = 0.0  # weight of MMD²(batch codes, N(0, I)) per set (setae.nn.prior_mmd); 0: none
+    aggregate_kl: float = 0.0  # weight of KL(aggregate posterior's moments ‖ N(0, I)) (nn.aggregate_kl)
     # autoencoder (the default: SetAutoencoder), or gan: a generator (the decoder, from noise) against a
     # discriminator (the encoder's architecture plus a score head), setae.models.gan
     objective: str = "autoencoder"
@@ -160,6 +161,10 @@ class ModelConfig:
             raise SetaeError("config: label_centering needs a conditional model (the label at encoding)")
         if not 0 <= self.prior_mmd < float("inf"):
             raise SetaeError(f"config: prior_mmd must be >= 0 (0: none), got {self.prior_mmd}")
+        if not 0 <= self.aggregate_kl < float("inf"):
+            raise SetaeError(f"config: aggregate_kl must be >= 0 (0: none), got {self.aggregate_kl}")
+        if self.aggregate_kl > 0 and not self.variational:
+            raise SetaeError("config: aggregate_kl needs a variational model (the posterior's variances)")
         if self.stroke_position is not None and not 0 <= self.stroke_position < float("inf"):
             raise SetaeError(
                 f"config: stroke_position must be >= 0 (0: offsets only), got {self.stroke_position}"

@@ -318,8 +318,9 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         with autocast:
             terms = net(batch, "chamfer" if step < t.chamfer_warmup_steps else None)
         loss = (terms["recon"] + t.size_weight * terms["size"] + beta_at(step, t) * terms["kl"]).mean()
-        if "prior_mmd" in terms:
-            loss = loss + terms["prior_mmd"].mean()
+        for regularizer in ("prior_mmd", "aggregate_kl"):  # of the batch's codes, not of each set
+            if regularizer in terms:
+                loss = loss + terms[regularizer].mean()
         if not adversarial:
             player_step(loss, step, (optimizer, scheduler, parameters))
             return loss, terms
