@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from compare import cpu_name, slug, timed_schedule
+from tables import markdown_table
 
 RESULTS = Path(__file__).parent / "results"
 JSON, TABLE = RESULTS / "ablation.json", RESULTS / "ablation.md"
@@ -60,6 +61,7 @@ CHANGES: list[tuple[str, dict]] = [
         "β = 0.3, aggregate-posterior KL 1 (not kept)",
         {"model": {"aggregate_kl": 1.0}, "train": {"beta": 0.3}},
     ),
+    ("code of 32, aggregate-posterior KL 1 (not kept)", {"model": {"latent_dim": 32, "aggregate_kl": 1.0}}),
 ]
 COLUMNS = (
     ("chamfer", "chamfer", "{:.5f}"),
@@ -124,14 +126,8 @@ def write_table(results: dict) -> None:
         f"{results.get('real_confident', float('nan')):.1%}); 'rarest digit': the least sampled digit's "
         "share of the confident samples.",
         "",
-        "| row | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-        "|---|" + "---:|" * len(COLUMNS),
+        *markdown_table(((n, results["rows"][n]) for n, _ in CHANGES if n in results["rows"]), COLUMNS),
     ]
-    for name, _ in CHANGES:
-        row = results["rows"].get(name)
-        if row:
-            cells = [fmt.format(row[key]) if key in row else "–" for key, _, fmt in COLUMNS]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     write_text(TABLE, "\n".join(lines) + "\n")
 
 

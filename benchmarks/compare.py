@@ -21,6 +21,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from tables import markdown_table
+
 RESULTS = Path(__file__).parent / "results"
 JSON, TABLE = RESULTS / "mnist.json", RESULTS / "mnist.md"
 
@@ -161,13 +163,8 @@ def write_table(results: dict) -> None:
         f"{results['threads']} thread(s) each; test figures on the first {results['test_sets']} test digits. "
         "Written by `python benchmarks/compare.py` (see its docstring for the shared configuration).",
         "",
-        "| model | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-        "|---|" + "---|" * len(COLUMNS),
+        *markdown_table(((n, rows[n]) for n in ROWS if n in rows), COLUMNS, first="model"),
     ]
-    for name in ROWS:
-        if name in rows:
-            cells = [fmt.format(rows[name][key]) for key, _, fmt in COLUMNS]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     conditional = [n for n in ROWS if "samples_as_requested" in rows.get(n, {})]
     for name in conditional:
         r = rows[name]

@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 
 from compare import cpu_name, slug, train_for
+from tables import markdown_table
 
 RESULTS = Path(__file__).parent / "results"
 JSON, TABLE = RESULTS / "latent_set.json", RESULTS / "latent_set.md"
@@ -145,13 +146,8 @@ def write_table(results: dict) -> None:
         "the encoder reads). Written by `python benchmarks/latent_set.py` (its docstring says what each row "
         "is).",
         "",
-        "| row | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-        "|---|" + "---|" * len(COLUMNS),
+        *markdown_table(((n, rows[n]) for n in ROWS if n in rows), COLUMNS),
     ]
-    for name in ROWS:
-        if name in rows:
-            cells = [fmt.format(rows[name][key]) if key in rows[name] else "–" for key, _, fmt in COLUMNS]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     inputs = {r["task"]: r["input_digit_acc"] for r in rows.values() if "input_digit_acc" in r}
     for task, acc in inputs.items():
         lines.append(f"\n{task}: the digit CNN reads {acc:.1%} of the inputs alone as the right digit.")

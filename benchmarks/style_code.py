@@ -19,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 
+from tables import markdown_table
+
 RESULTS = Path(__file__).parent / "results"
 FLAGS = ("adversary", "adversary_weight", "encoder_label", "label_centering")
 COLUMNS = (
@@ -69,12 +71,8 @@ def main() -> int:
         "Deep Sets + MLP conditional VAE (`--preset demo --conditional`), each run for the steps shown; "
         "2,000 test digits; written by `python benchmarks/style_code.py` (see its docstring).",
         "",
-        "| run | " + " | ".join(title for _, title, _ in COLUMNS) + " | steps |",
-        "|---|" + "---:|" * (len(COLUMNS) + 1),
+        *markdown_table(rows.items(), [*COLUMNS, ("steps", "steps", "{:,}")], first="run"),
     ]
-    for name, row in rows.items():
-        cells = [fmt.format(row[key]) for key, _, fmt in COLUMNS]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['steps']:,} |")
     write_text(RESULTS / "style_code.md", "\n".join(lines) + "\n")
     return 0
 

@@ -10,7 +10,7 @@ from torch.distributions import MultivariateNormal, kl_divergence
 from helpers import SMALL_MODEL, random_sets
 from setae import ModelConfig, SetaeError, SetAutoencoder
 from setae.datasets import SetBatch
-from setae.nn.aggregate_kl import AggregatePosteriorKL, gaussian_kl_to_standard_normal
+from setae.nn.aggregate_kl import AggregatePosteriorKL, gaussian_kl_to_standard_normal, mixture_moments
 
 
 def test_the_gaussian_kl_matches_torch_distributions_in_the_right_direction():
@@ -94,3 +94,28 @@ def test_the_objective_adds_it_in_training_only_and_it_reaches_the_encoder_only(
         ModelConfig(**{**SMALL_MODEL, "aggregate_kl": -1.0}).validate()
     with pytest.raises(SetaeError, match="aggregate_kl needs a variational model"):
         ModelConfig(**{**SMALL_MODEL, "aggregate_kl": 1.0, "variational": False}).validate()
+
+
+def test_evaluation_reports_it_on_all_the_evaluated_sets_at_once():
+    # Batches of 2: the moments are pooled over all sets, not a mean of the batches' KLs (that differs).
+    from setae.evaluation.evaluate import objective_terms
+
+    torch.manual_seed(0)
+    model = SetAutoencoder(ModelConfig(**SMALL_MODEL)).eval()
+    with torch.no_grad():
+        model.to_latent.weight.mul_(30.0)  # codes spread well beyond N(0, I), unlike a fresh model's
+    sets = random_sets([2, 5, 1, 9, 4, 7], 2, seed=3)
+    mean, log_var = model.posterior(SetBatch.from_sets(sets))
+    expected = gaussian_kl_to_standard_normal(*mixture_moments(mean.double(), log_var.double()))
+    reported = objective_terms(model, sets, batch_size=2)["aggregate_kl"]
+    assert reported == pytest.approx(expected.item(), rel=1e-5)
+    per_batch = [
+        gaussian_kl_to_standard_normal(
+            *mixture_moments(*(p.double() for p in model.posterior(SetBatch.from_sets(sets[i : i + 2]))))
+        ).item()
+        for i in range(0, 6, 2)
+    ]
+    assert abs(sum(per_batch) / 3 - expected.item()) > 0.01
+    assert "aggregate_kl" not in objective_terms(
+        SetAutoencoder(ModelConfig(**{**SMALL_MODEL, "variational": False})).eval(), sets
+    )

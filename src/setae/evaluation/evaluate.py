@@ -12,6 +12,7 @@ from setae.datasets.pairs import PairedSets
 from setae.datasets.strokes import strokes_to_points
 from setae.evaluation.set_metrics import set_distances, summarize
 from setae.models.autoencoder import SetAutoencoder
+from setae.nn.aggregate_kl import gaussian_kl_to_standard_normal, mixture_moments
 from setae.rng import seeded
 
 
@@ -52,6 +53,7 @@ def objective_terms(
     if labels is not None and len(labels) != len(sets):
         raise ValueError(f"objective_terms: {len(labels)} labels for {len(sets)} sets")
     totals = {"recon": 0.0, "size": 0.0, "kl": 0.0, "constant": 0.0}
+    posteriors = []
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -62,7 +64,10 @@ def objective_terms(
             batch = SetBatch.from_sets(chunk, chunk_labels)
             if sources is not None:
                 batch.source = SetBatch.from_sets(list(sources[i : i + batch_size]), chunk_labels)
-            terms = model(batch.to(device))
+            batch = batch.to(device)
+            terms = model(batch)
+            if model.config.variational:
+                posteriors.append([part.double().cpu() for part in model.posterior(batch)])
             for key in ("recon", "size", "kl"):
                 totals[key] += float(terms[key].sum())
             totals["constant"] += float(model.density_constant(batch.sizes).sum())
@@ -71,6 +76,9 @@ def objective_terms(
     out = {"recon_nll": mean["recon"], "size_nll": mean["size"]}
     if model.config.variational:
         out["kl"] = mean["kl"]
+        if len(sets) > 1:
+            moments = mixture_moments(*(torch.cat(parts) for parts in zip(*posteriors, strict=True)))
+            out["aggregate_kl"] = float(gaussian_kl_to_standard_normal(*moments))
     total = mean["recon"] + mean["size"] + mean["kl"]
     if model.config.variational and model.has_likelihood_bound:
         out["elbo"] = -(total + mean["constant"])
@@ -88,6 +96,8 @@ NATS = {
     "size_nll": "−log p(n | z) with the true size: exact for the size heads and the RNN stop model; for the "
     "MLP decoder the presence pattern's likelihood, a lower bound on p(n | z)",
     "kl": "KL(q(z|X) ‖ N(0, I)), exact",
+    "aggregate_kl": "KL(N(m, C) ‖ N(0, I)) for the mean m and covariance C of the evaluated sets' aggregate "
+    "posterior (1/N) Σ q(z|X): 0 when N(0, I) has the codes' first two moments; not part of any bound",
     "elbo": "lower bound on log p(X) (in expectation over the one posterior sample), with the Gaussian "
     "normaliser n·(d/2)·log(2πσ²): a density of sets in the data's units",
     "neg_objective": "−(recon_nll + size_nll + kl): the negated training objective at β = 1; NOT a bound on "

@@ -30,6 +30,14 @@ def gaussian_kl_to_standard_normal(mean: Tensor, cov: Tensor) -> Tensor:
     return 0.5 * (cov.diagonal().sum() + mean.pow(2).sum() - len(mean) - log_det)
 
 
+def mixture_moments(mean: Tensor, log_var: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean [D] and covariance [D, D] of the mixture (1/B) Σ_i N(μ_i, diag σ²_i), for μ, log σ² [B, D]:
+    m = mean_i μ_i and C = (1/B) Σ_i (μ_i − m)(μ_i − m)ᵀ + mean_i diag σ²_i."""
+    m = mean.mean(0)
+    centred = mean - m
+    return m, centred.T @ centred / len(mean) + torch.diag(log_var.exp().mean(0))
+
+
 class AggregatePosteriorKL(nn.Module):
     """(μ [B, D], log σ² [B, D]) -> KL(N(m, C) ‖ N(0, I)) [] of the running aggregate moments (above)."""
 
@@ -42,9 +50,7 @@ class AggregatePosteriorKL(nn.Module):
     def forward(self, mean: Tensor, log_var: Tensor) -> Tensor:
         dtype = torch.promote_types(mean.dtype, torch.float32)  # float32 at least, also under autocast
         mean, log_var = mean.to(dtype), log_var.to(dtype)
-        batch_mean = mean.mean(0)
-        centred = mean - batch_mean
-        batch_cov = centred.T @ centred / len(mean) + torch.diag(log_var.exp().mean(0))
+        batch_mean, batch_cov = mixture_moments(mean, log_var)
         with torch.no_grad():
             self.running_mean.lerp_(batch_mean, self.mix)
             self.running_cov.lerp_(batch_cov, self.mix)
