@@ -73,7 +73,7 @@ def main() -> int:
 
     rows = {}
     for item in args.runs:
-        name, run = item.split("=", 1)
+        name, _, run = item.rpartition("=")  # a name may hold "=", a folder not
         rows[name] = {"run": run, **moments_row(Path(run), args.test_sets)}
     lines = [
         "# The aggregate posterior's moments against N(0, I)",

@@ -4,12 +4,13 @@
     python benchmarks/compare.py ROW [ROW ...] [--minutes 4] [--test-sets 2000] [--threads 1]
     python benchmarks/compare.py --table                     # rewrite the table from the JSON
 
-One command trains and scores the named rows (each in runs/compare/ROW, a fresh run), merges their figures
-into benchmarks/results/mnist.json and rewrites benchmarks/results/mnist.md. Every row starts from the demo
-configuration (VAE, β = 0.1, learned code scale, Hungarian loss, latent 64, batch 64, AdamW 1e-3) and
-changes only what its name says. The budget is training time, so a slow model takes fewer steps; learning
-rate and KL weight follow short warm-ups (100 and 200 steps) and then stay constant, and there is no
-Chamfer warm-up, so a row's schedule does not depend on its speed.
+One command trains and scores the named rows (each in runs/compare/ROW, a fresh run, in a process of its
+own so that its peak RSS is its own), merges their figures into benchmarks/results/mnist.json and rewrites
+benchmarks/results/mnist.md. Every row starts from the demo configuration (VAE, β = 0.1, learned code
+scale, Hungarian loss, latent 64, batch 64, AdamW 1e-3) and changes only what its name says. The budget is
+training time, so a slow model takes fewer steps; learning rate and KL weight follow short warm-ups (100 and
+200 steps) and then stay constant, and there is no Chamfer warm-up, so a row's schedule does not depend on
+its speed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import json
 import platform
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -161,7 +163,8 @@ def write_table(results: dict) -> None:
         "",
         f"Budget: {results['minutes']} minutes of training per row on {results['machine']}, "
         f"{results['threads']} thread(s) each; test figures on the first {results['test_sets']} test digits. "
-        "Written by `python benchmarks/compare.py` (see its docstring for the shared configuration).",
+        "Written by `python benchmarks/compare.py` (see its docstring for the shared configuration). "
+        "Peak RSS '–': not measured in a process of the row's own.",
         "",
         *markdown_table(((n, rows[n]) for n in ROWS if n in rows), COLUMNS, first="model"),
     ]
@@ -196,6 +199,14 @@ def main() -> int:
     if unknown:
         print(f"unknown row(s) {unknown}; see --list", file=sys.stderr)
         return 2
+    if len(args.rows) > 1:  # a process per row: its peak RSS is then the row's, not the largest so far
+        flags = [
+            f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("minutes", "test_sets", "threads", "seed")
+        ]
+        for name in args.rows:
+            if code := subprocess.call([sys.executable, __file__, name, *flags]):
+                return code
+        return 0
     from setae.fileio import write_json
 
     results = json.loads(JSON.read_text()) if JSON.exists() else {"rows": {}}

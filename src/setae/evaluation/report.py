@@ -30,6 +30,7 @@ COLUMNS = [
     ("recon_digit_acc", "higher"),
     ("samples_confident", "higher"),
     ("samples_confident_normal", "higher"),
+    ("aggregate_kl", "lower"),
     ("interp_smoothness", "1 ideal"),
 ]
 

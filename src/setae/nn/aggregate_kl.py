@@ -48,13 +48,13 @@ class AggregatePosteriorKL(nn.Module):
         self.register_buffer("running_cov", torch.eye(dim))
 
     def forward(self, mean: Tensor, log_var: Tensor) -> Tensor:
-        dtype = torch.promote_types(mean.dtype, torch.float32)  # float32 at least, also under autocast
-        mean, log_var = mean.to(dtype), log_var.to(dtype)
-        batch_mean, batch_cov = mixture_moments(mean, log_var)
-        with torch.no_grad():
-            self.running_mean.lerp_(batch_mean, self.mix)
-            self.running_cov.lerp_(batch_cov, self.mix)
-        # the running moments' value, the batch's moments' gradient (straight through)
-        m = self.running_mean + (batch_mean - batch_mean.detach())
-        cov = self.running_cov + (batch_cov - batch_cov.detach())
-        return gaussian_kl_to_standard_normal(m, cov)
+        dtype = torch.promote_types(mean.dtype, torch.float32)  # float32 at least: a covariance and its
+        with torch.autocast(mean.device.type, enabled=False):  # Cholesky are not for bf16, even under autocast
+            batch_mean, batch_cov = mixture_moments(mean.to(dtype), log_var.to(dtype))
+            with torch.no_grad():
+                self.running_mean.lerp_(batch_mean, self.mix)
+                self.running_cov.lerp_(batch_cov, self.mix)
+            # the running moments' value, the batch's moments' gradient (straight through)
+            m = self.running_mean + (batch_mean - batch_mean.detach())
+            cov = self.running_cov + (batch_cov - batch_cov.detach())
+            return gaussian_kl_to_standard_normal(m, cov)
