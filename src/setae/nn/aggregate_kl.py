@@ -48,8 +48,9 @@ class AggregatePosteriorKL(nn.Module):
         self.register_buffer("running_cov", torch.eye(dim))
 
     def forward(self, mean: Tensor, log_var: Tensor) -> Tensor:
-        dtype = torch.promote_types(mean.dtype, torch.float32)  # float32 at least: a covariance and its
-        with torch.autocast(mean.device.type, enabled=False):  # Cholesky are not for bf16, even under autocast
+        # float32 at least: a covariance and its Cholesky are not for bf16, even under autocast
+        dtype = torch.promote_types(mean.dtype, torch.float32)
+        with torch.autocast(mean.device.type, enabled=False):
             batch_mean, batch_cov = mixture_moments(mean.to(dtype), log_var.to(dtype))
             with torch.no_grad():
                 self.running_mean.lerp_(batch_mean, self.mix)
