@@ -75,6 +75,27 @@ def test_objective_terms_and_gradients(variational, loss):
     assert no_grad == []
 
 
+def test_dspn_supervises_earlier_steps_by_chamfer_and_the_final_set_by_the_loss():
+    """In training, DSPN's recon is n/(2σ²) times the mean over its inner steps of the earlier sets' Chamfer,
+    halved into a one-to-one loss's units, and the final set's Hungarian, plus the representation term."""
+    from setae.nn.losses import chamfer_loss, hungarian_loss
+
+    m = model(decoder="dspn", decoder_steps=3, decoder_inner_lr=1.0, loss="hungarian", variational=False)
+    batch = SetBatch.from_sets(random_sets([3, 5, 7, 4], 2, seed=2))
+    m.train()
+    recon = m(batch)["recon"]
+    z, _ = m.posterior(batch)  # deterministic without a posterior sample
+    out = m.decoder(z, batch.sizes)
+    masks = (out.padding_mask, batch.padding_mask)
+    earlier = [chamfer_loss(p, batch.points, *masks, reduction="none") / 2 for p in out.steps]
+    final = hungarian_loss(out.points, batch.points, *masks, reduction="none")
+    representation = m.decoder.representation_loss(z, batch.points, batch.padding_mask)
+    supervised = torch.stack([*earlier, final]).mean(0) + m.decoder.representation_weight * representation
+    expected = supervised * batch.sizes / (2 * m.config.point_sigma**2)
+    assert len(out.steps) == 2
+    torch.testing.assert_close(recon, expected)
+
+
 def test_unknown_component_is_a_config_error():
     with pytest.raises(SetaeError, match="decoder='transformer' is not one of"):
         model(decoder="transformer")

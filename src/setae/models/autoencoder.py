@@ -303,7 +303,7 @@ class SetAutoencoder(nn.Module):
         """−log p(X | z) split into `recon` and `size` [B] (nats), and `distance`, for a normalised batch.
 
         In training, an iterative decoder's earlier estimates are supervised too: `recon` is then the mean
-        over its steps (DSPN's deep supervision) plus, for DSPN, its weighted `representation_loss`, and
+        over its steps (DSPN's deep supervision; the earlier sets by Chamfer) plus, for DSPN, its weighted `representation_loss`, and
         `size` includes the decoder's `auxiliary_nll` (DSPN's presence); in eval mode both are the final
         set's −log p alone. Decoders with a likelihood of their own (LIKELIHOOD_DECODERS) return theirs,
         exact (`loss` does not apply)."""
@@ -313,15 +313,17 @@ class SetAutoencoder(nn.Module):
         out = self.decoder(decoder_input, batch.sizes)
         loss_fn, count = LOSSES[loss or self.config.loss]
 
-        def set_loss(points: torch.Tensor) -> torch.Tensor:  # in float32, also under bf16 autocast
-            return loss_fn(
-                points.float(), batch.points, out.padding_mask, batch.padding_mask, reduction="none"
-            )
+        def set_loss(points: torch.Tensor, fn=loss_fn) -> torch.Tensor:  # float32, also under bf16 autocast
+            return fn(points.float(), batch.points, out.padding_mask, batch.padding_mask, reduction="none")
 
         distance = set_loss(out.points)
         supervised = distance
         if self.training and out.steps:
-            supervised = torch.stack([*(set_loss(p) for p in out.steps), distance]).mean(0)
+            # The earlier estimates by Chamfer, in the final loss's units: with a matching at every inner
+            # step, DSPN took 2.7x as long a training step (102 against 277 steps in 90 s on 2 CPU cores).
+            chamfer, chamfer_count = LOSSES["chamfer"]
+            earlier = (set_loss(p, chamfer) * (count / chamfer_count) for p in out.steps)
+            supervised = torch.stack([*earlier, distance]).mean(0)
         if self.training and isinstance(self.decoder, DSPNDecoder):
             representation = self.decoder.representation_loss(decoder_input, batch.points, batch.padding_mask)
             supervised = supervised + self.decoder.representation_weight * representation
