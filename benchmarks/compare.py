@@ -16,6 +16,7 @@ its speed.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import platform
 import shutil
@@ -140,6 +141,7 @@ def run_row(name: str, minutes: float, test_sets: int, threads: int, seed: int) 
         "sets_per_s": summary["sets_per_s"],
         "steps": summary["step"],
         "train_minutes": summary["train_seconds"] / 60,
+        "date": datetime.date.today().isoformat(),
         "peak_memory_mb": summary["peak_memory_mb"],
         "threads": torch.get_num_threads(),
     }
@@ -168,6 +170,12 @@ def write_table(results: dict) -> None:
         "",
         *markdown_table(((n, rows[n]) for n in ROWS if n in rows), COLUMNS, first="model"),
     ]
+    by_date: dict[str, list[str]] = {}
+    for name in (n for n in ROWS if n in rows):
+        by_date.setdefault(rows[name]["date"], []).append(name)
+    if len(by_date) > 1:  # the machine's speed varies from day to day: say which rows shared one
+        days = "; ".join(f"{day}: {', '.join(names)}" for day, names in sorted(by_date.items()))
+        lines += ["", f"Measured on {days}."]
     conditional = [n for n in ROWS if "samples_as_requested" in rows.get(n, {})]
     for name in conditional:
         r = rows[name]
