@@ -96,6 +96,24 @@ def test_dspn_supervises_earlier_steps_by_chamfer_and_the_final_set_by_the_loss(
     torch.testing.assert_close(recon, expected)
 
 
+@pytest.mark.parametrize("name", ["prior_mmd", "aggregate_kl"])
+def test_a_code_regularizer_is_added_in_training_only_and_reaches_the_encoder_only(name):
+    """`prior_mmd` and `aggregate_kl` are terms [B] of the training loss, not of the evaluated objective;
+    they read the codes, so the decoder gets no gradient from them."""
+    torch.manual_seed(0)
+    m = SetAutoencoder(ModelConfig(**{**SMALL_MODEL, name: 3.0})).train()
+    batch = SetBatch.from_sets(random_sets([1, 3, 7, 12], 2, seed=2))
+    terms = m(batch)
+    assert terms[name].shape == (4,) and (terms[name] != 0).all() and (terms[name] == terms[name][0]).all()
+    terms[name].mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in m.decoder.parameters())
+    assert name not in m.eval()(batch)
+    assert name not in SetAutoencoder(ModelConfig(**SMALL_MODEL)).train()(batch)
+    with pytest.raises(SetaeError, match=f"{name} must be >= 0"):
+        ModelConfig(**{**SMALL_MODEL, name: -1.0}).validate()
+
+
 def test_unknown_component_is_a_config_error():
     with pytest.raises(SetaeError, match="decoder='transformer' is not one of"):
         model(decoder="transformer")

@@ -1,13 +1,11 @@
-"""The MMD between a batch of codes and N(0, I) (setae.nn.prior_mmd), and its place in the objective."""
+"""The MMD between a batch of codes and N(0, I) (setae.nn.prior_mmd); its place in the objective:
+test_models.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from helpers import SMALL_MODEL, random_sets
-from setae import ModelConfig, SetaeError, SetAutoencoder
-from setae.datasets import SetBatch
 from setae.nn.prior_mmd import SCALES, mmd_to_standard_normal
 
 
@@ -58,18 +56,3 @@ def test_is_invariant_to_the_order_of_the_codes_and_has_exact_gradients():
     assert torch.autograd.gradcheck(lambda x: mmd_to_standard_normal(x, y), (z,))
     single = torch.randn(1, 3, requires_grad=True)
     assert mmd_to_standard_normal(single).item() == 0.0  # no pair: no estimate
-
-
-def test_the_objective_adds_it_in_training_only_and_it_reaches_the_encoder():
-    torch.manual_seed(0)
-    m = SetAutoencoder(ModelConfig(**{**SMALL_MODEL, "prior_mmd": 10.0})).train()
-    batch = SetBatch.from_sets(random_sets([1, 3, 7, 12], 2, seed=2))
-    terms = m(batch)
-    assert terms["prior_mmd"].shape == (4,) and (terms["prior_mmd"] == terms["prior_mmd"][0]).all()
-    terms["prior_mmd"].mean().backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in m.decoder.parameters())
-    assert "prior_mmd" not in m.eval()(batch)
-    assert "prior_mmd" not in SetAutoencoder(ModelConfig(**SMALL_MODEL)).train()(batch)
-    with pytest.raises(SetaeError, match="prior_mmd must be >= 0"):
-        ModelConfig(**{**SMALL_MODEL, "prior_mmd": -1.0}).validate()

@@ -303,10 +303,10 @@ class SetAutoencoder(nn.Module):
         """−log p(X | z) split into `recon` and `size` [B] (nats), and `distance`, for a normalised batch.
 
         In training, an iterative decoder's earlier estimates are supervised too: `recon` is then the mean
-        over its steps (DSPN's deep supervision; the earlier sets by Chamfer) plus, for DSPN, its weighted `representation_loss`, and
-        `size` includes the decoder's `auxiliary_nll` (DSPN's presence); in eval mode both are the final
-        set's −log p alone. Decoders with a likelihood of their own (LIKELIHOOD_DECODERS) return theirs,
-        exact (`loss` does not apply)."""
+        over its steps (DSPN's deep supervision; the earlier sets by Chamfer) plus, for DSPN, its weighted
+        `representation_loss`, and `size` includes the decoder's `auxiliary_nll` (DSPN's presence); in eval
+        mode both are the final set's −log p alone. Decoders with a likelihood of their own
+        (LIKELIHOOD_DECODERS) return theirs, exact (`loss` does not apply)."""
         decoder_input = self._decoder_input(z, batch.labels)
         if self.config.decoder in LIKELIHOOD_DECODERS:
             return self.decoder.nll(decoder_input, batch)
