@@ -5,8 +5,8 @@
 
 Targets (on the 2-core CPU): the DSPN reference configuration trains at ≥ 80 sets/s in less than the
 authors' code's 2.9 GB; batched Hungarian ≥ 3× faster than the plain scipy loop over padded matrices at
-size 342; the default TSPN model's training step at ≥ 25% of the measured fp32 matmul throughput; ISAB's
-time at most linear in N (log-log slope over the upper half of the sizes ≤ 1.1).
+size 342; the Set Transformer + TSPN model's training step (Chamfer) at ≥ 25% of the measured fp32 matmul
+throughput; ISAB's time at most linear in N (log-log slope over the upper half of the sizes ≤ 1.1).
 """
 
 from __future__ import annotations
