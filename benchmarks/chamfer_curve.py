@@ -39,7 +39,7 @@ def main() -> int:
     figure, axes = plt.subplots(figsize=(6, 4))
     data = {}
     for item in args.runs:
-        name, run = item.split("=", 1)
+        name, _, run = item.rpartition("=")  # a name may hold "="
         minutes, chamfer = curve(Path(run))
         data[name] = {"minutes": minutes, "chamfer": chamfer, "run": run}
         axes.plot(minutes, chamfer, marker="o", markersize=3, label=name)
