@@ -37,7 +37,8 @@ class DSPNDecoder(nn.Module):
     k = #{p_i > 1/2} depends on z only through the inner loop, and on MNIST it stayed at the median size for
     every digit. The set at size k is the k most present elements; the Bernoulli NLL of "exactly those k are
     present" trains the presence (`auxiliary_nll`). `steps` returns the sets after each inner step before
-    the last, which the autoencoder also supervises, as the paper does.
+    the last, which the autoencoder also supervises, as the paper does, by Chamfer whatever the final set's
+    loss (a matching at every inner step is slow).
     """
 
     def __init__(
