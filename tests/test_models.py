@@ -140,6 +140,27 @@ def test_calibrated_latent_norm_matches_batch_statistics():
     assert not torch.allclose(stale, calibrated, atol=1e-2)
 
 
+@pytest.mark.parametrize("standardize", [True, False])
+def test_only_the_standardised_code_depends_on_the_rest_of_the_batch(standardize):
+    """latent_standardize=False is a plain VAE: a set's posterior does not depend on the sets beside it in
+    a training batch, and the KL's μ² part reaches the encoder (with the standardisation and γ fixed at 1,
+    the batch's μ² is a constant and its gradient 0)."""
+    torch.manual_seed(0)
+    config = ModelConfig(**{**SMALL_MODEL, "latent_standardize": standardize, "latent_scale_learned": False})
+    m = SetAutoencoder(config).train()
+    sets = random_sets([3, 5, 8, 12], 2, seed=5)
+    alone, _ = m.posterior(SetBatch.from_sets(sets[:2]))
+    beside, _ = m.posterior(SetBatch.from_sets(sets))
+    assert torch.allclose(alone, beside[:2], atol=1e-5) != standardize
+    mean, _ = m.posterior(SetBatch.from_sets(sets))
+    mean.pow(2).sum().backward()
+    encoder_grad = sum(p.grad.abs().sum() for p in m.encoder.parameters() if p.grad is not None)
+    assert (encoder_grad > 1e-3) != standardize
+    if not standardize:  # training and inference give the same codes, calibrated or not
+        m.calibrate_latent_norm([SetBatch.from_sets(sets)])
+        torch.testing.assert_close(m.eval().posterior(SetBatch.from_sets(sets))[0], beside.detach())
+
+
 def test_importance_weighted_bound_is_at_least_the_elbo():
     from setae.evaluation.evaluate import importance_weighted_bound, objective_terms
 

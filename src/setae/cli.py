@@ -59,6 +59,8 @@ FLAG_HELP = {
     "sets towards the prior; 0: none",
     "aggregate_kl": "w >= 0, VAEs: add w·KL(N(m, C) ‖ N(0, I)), m and C the running mean and covariance of "
     "all sets' codes, so N(0, I) samples land where codes are; 0: none",
+    "prior_adversary": "λ >= 0: a discriminator learns to tell N(0, I) draws from the codes and the codes "
+    "learn to fool it (adversarial autoencoder), so q(z) fills the prior; 0: none",
     "adversary_steps": "label adversary: steps of its classifier per training step, on the batch's codes, "
     ">= 1 (more: it keeps up with the encoder)",
     "encoder": "deepsets, settransformer or rnn",

@@ -99,6 +99,9 @@ class ModelConfig:
     loss: str = "hungarian"
     point_sigma: float | None = None  # None: the data's median nearest-neighbour distance (MNIST: 1 / 27)
     normalize: bool | None = None  # standardise points per dimension; None: for your own data, not MNIST
+    # the code (posterior mean) standardised over the batch before γ (BN-VAE); off: a plain (β-)VAE, whose
+    # KL alone shapes the codes (unused dimensions go to the prior)
+    latent_standardize: bool = True
     latent_scale: float = 1.0  # γ: the standardised code (posterior mean) is multiplied by it
     latent_scale_learned: bool = True  # γ per dimension, learned from `latent_scale`
     prior_components: int = 50  # VAE: components of the Gaussian mixture fitted to the training codes
@@ -107,6 +110,7 @@ class ModelConfig:
     label_centering: bool = False  # conditional: each label's mean code is removed (setae.nn.normalization)
     prior_mmd: float = 0.0  # weight of MMD²(batch codes, N(0, I)) per set (setae.nn.prior_mmd); 0: none
     aggregate_kl: float = 0.0  # weight of KL(aggregate posterior's moments ‖ N(0, I)) (nn.aggregate_kl)
+    prior_adversary: float = 0.0  # λ of the codes' term against a discriminator of N(0, I) draws; 0: none
     # autoencoder (the default: SetAutoencoder), or gan: a generator (the decoder, from noise) against a
     # discriminator (the encoder's architecture plus a score head), setae.models.gan
     objective: str = "autoencoder"
@@ -161,6 +165,8 @@ class ModelConfig:
             raise SetaeError("config: label_centering needs a conditional model (the label at encoding)")
         if not 0 <= self.prior_mmd < float("inf"):
             raise SetaeError(f"config: prior_mmd must be >= 0 (0: none), got {self.prior_mmd}")
+        if not 0 <= self.prior_adversary < float("inf"):
+            raise SetaeError(f"config: prior_adversary must be >= 0 (0: none), got {self.prior_adversary}")
         if not 0 <= self.aggregate_kl < float("inf"):
             raise SetaeError(f"config: aggregate_kl must be >= 0 (0: none), got {self.aggregate_kl}")
         if self.aggregate_kl > 0 and not self.variational:

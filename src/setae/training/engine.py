@@ -318,7 +318,9 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         with autocast:
             terms = net(batch, "chamfer" if step < t.chamfer_warmup_steps else None)
         loss = (terms["recon"] + t.size_weight * terms["size"] + beta_at(step, t) * terms["kl"]).mean()
-        for regularizer in ("prior_mmd", "aggregate_kl"):  # of the batch's codes, not of each set
+        # Terms of the batch's codes, not of each set; the prior adversary's critic and its opponent reach
+        # disjoint parameters (setae.nn.prior_adversary), so one step trains both.
+        for regularizer in ("prior_mmd", "aggregate_kl", "prior_critic", "prior_fool"):
             if regularizer in terms:
                 loss = loss + terms[regularizer].mean()
         if not adversarial:
