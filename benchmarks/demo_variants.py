@@ -34,6 +34,7 @@ ROWS: dict[str, dict] = {
     "Deep Sets encoder width 128, 12,000 steps": {"model": {"encoder_dim": 128}, "train": {"steps": 12_000}},
     "no code standardisation (a plain β-VAE)": {"model": {"latent_standardize": False}},
     "prior adversary λ = 10": {"model": {"prior_adversary": 10.0}},
+    "batch 32, 32,000 steps (the same sets)": {"train": {"batch_size": 32, "steps": 32_000}},
 }
 COLUMNS = (
     ("chamfer", "chamfer", "{:.5f}"),
