@@ -35,6 +35,8 @@ and training minimises mean(recon + size + β·kl), so β = 1 gives the negative
 KL is per set, the MMD pulls the codes of all sets together towards the prior. With `aggregate_kl` = w > 0
 it adds w·KL(N(m, C) ‖ N(0, I)), m and C the running mean and covariance of the aggregate posterior
 (setae.nn.aggregate_kl): every direction of the codes' spread plus noise is pulled to unit variance. With
+`prior_adversary` = λ > 0 a discriminator learns to tell N(0, I) draws from the posterior samples z and the
+codes minimise λ times its non-saturating loss (the adversarial autoencoder; setae.nn.prior_adversary). With
 `adversary="label"`, a classifier learns the label from the code (posterior mean, standardised: before the
 scale γ) and the code is trained to confuse it (setae.nn.adversary): the code hides the label, which a
 conditional decoder is given, so z keeps the style. With `label_centering`, each label's mean code is
