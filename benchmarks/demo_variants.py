@@ -36,6 +36,7 @@ ROWS: dict[str, dict] = {
     "no code standardisation (a plain β-VAE)": {"model": {"latent_standardize": False}},
     "prior adversary λ = 10": {"model": {"prior_adversary": 10.0}},
     "batch 32, 32,000 steps (the same sets)": {"train": {"batch_size": 32, "steps": 32_000}},
+    "learning rate 2e-3": {"train": {"lr": 2e-3}},
 }
 # the ablation's figure columns, then the code's KL and what the row cost
 COLUMNS = (
