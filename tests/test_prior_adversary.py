@@ -69,3 +69,6 @@ def test_the_model_adds_the_terms_in_training_only():
     assert "prior_critic" not in m.eval()(batch)
     with pytest.raises(SetaeError, match="prior_adversary must be >= 0"):
         ModelConfig(**{**SMALL_MODEL, "prior_adversary": -1.0}).validate()
+    with pytest.raises(SetaeError, match="objective='gan' has no codes to regularise"):
+        gan = {"objective": "gan", "decoder": "tspn", "prior_adversary": 1.0}
+        ModelConfig(**{**SMALL_MODEL, **gan}).validate()

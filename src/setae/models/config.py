@@ -213,6 +213,10 @@ class ModelConfig:
             )
         if self.conditional or self.adversary != "none":
             raise SetaeError("config: objective='gan' is unconditional (no --conditional, no --adversary)")
+        regularized = [n for n in ("prior_mmd", "aggregate_kl", "prior_adversary") if getattr(self, n) > 0]
+        if regularized:
+            names = ", ".join(regularized)
+            raise SetaeError(f"config: objective='gan' has no codes to regularise ({names} > 0)")
         if not self.gan_r1 >= 0 or self.gan_r1 == float("inf"):
             raise SetaeError(f"config: gan_r1 must be >= 0 (0: no R1 penalty), got {self.gan_r1}")
 
