@@ -10,8 +10,8 @@ of the KL is constant and nothing pulls the aggregate posterior towards N(0, I);
 γ (`latent_scale_learned`; at the KL's optimum for a given signal-to-noise ratio γ² + σ² = 1), the codes'
 spread plus the posterior noise match the prior's unit variance. `latent_standardize=False` drops the
 standardisation (a plain β-VAE): on MNIST its codes settled in 8 active directions at 47 nats of KL against
-the default's 22 at 77, with a Chamfer 1.5× as large after the same 16,000 steps (also when the posterior
-noise started small, log σ² = −6, rather than at σ = 1).
+the default's 22 at 77, with a Chamfer 1.5× as large after the same 16,000 steps
+(benchmarks/results/demo_variants.md).
 
 A latent set (`latent_set` = K > 0; Set Transformer's route from set to set through a smaller set, Lee et
 al. 2019): the Set Transformer encoder pools with K PMA seeds to e_1..e_K, one linear map shared by the K
