@@ -84,6 +84,9 @@ FLAG_HELP = {
     "encoder_order": "raster or input",
     "encoder_inducing": "ISAB inducing points; 0: full self-attention (SAB)",
     "decoder_inducing": "tspn: ISAB inducing points (0: SAB); slot: tokens of z",
+    "point_refiner": "hidden width of a point-wise field that moves each decoded point, fitted with the "
+    "Chamfer loss after training (set-loss decoders; the demo preset's 64); 0: none",
+    "refine_steps": "batches of the point refiner's fit after training (default: a fifth of the steps)",
     "prior_components": "Gaussian mixture components fitted to the codes; 0: no fitted prior",
     "data": "mnist, synthetic, mnist-strokes, mnist-skeleton, mnist-completion (part of a digit in, the "
     "digit out), a .npz/.csv/.parquet file or dataset folder of sets, or an .npz of input/target pairs "

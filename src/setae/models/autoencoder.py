@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -67,8 +67,10 @@ from setae.models.config import LIKELIHOOD_DECODERS, LOSSES, ModelConfig, build_
 from setae.models.fitted_prior import FittedPrior
 from setae.nn.adversary import LabelAdversary
 from setae.nn.aggregate_kl import AggregatePosteriorKL
-from setae.nn.decoders import DSPNDecoder
+from setae.nn.decoders import DSPNDecoder, padding_mask_from_sizes
+from setae.nn.losses import chamfer_loss
 from setae.nn.normalization import BatchStandardize, LabelCentering
+from setae.nn.point_refiner import PointRefiner
 from setae.nn.prior_adversary import PriorAdversary
 from setae.nn.prior_mmd import mmd_to_standard_normal
 from setae.versions import versions
@@ -118,6 +120,10 @@ class SetAutoencoder(nn.Module):
         if config.variational and config.prior_components > 0:
             self.fitted_prior = FittedPrior(config.latent_dim, config.prior_components)
         self.decoder = build_decoder(config)
+        if config.point_refiner > 0 and config.decoder not in LIKELIHOOD_DECODERS:
+            self.point_refiner = PointRefiner(
+                config.latent_dim, config.point_dim, config.point_refiner, config.point_sigma
+            )
         if config.adversary == "label":
             self.adversary = LabelAdversary(config.latent_dim, config.num_classes, config.adversary_weight)
         # Per-dimension standardisation of points (config.normalize), set from the training data; outputs are
@@ -324,6 +330,8 @@ class SetAutoencoder(nn.Module):
         if self.config.decoder in LIKELIHOOD_DECODERS:
             return self.decoder.nll(decoder_input, batch)
         out = self.decoder(decoder_input, batch.sizes)
+        if not self.training and self.has_point_refiner:
+            out = out._replace(points=self.point_refiner(out.points, decoder_input, out.padding_mask))
         loss_fn, count = LOSSES[loss or self.config.loss]
 
         def set_loss(points: torch.Tensor, fn=loss_fn) -> torch.Tensor:  # float32, also under bf16 autocast
@@ -502,6 +510,9 @@ class SetAutoencoder(nn.Module):
                 else:
                     sizes = self.decoder.predict_sizes(chunk)
                     points = self.decoder(chunk, sizes, generator=generator).points
+                    if self.has_point_refiner:
+                        mask = padding_mask_from_sizes(sizes, points.shape[1])
+                        points = self.point_refiner(points, chunk, mask)
                 if self.config.normalize:
                     points = points * self.point_std + self.point_mean
                 out.extend(p[: int(n)].cpu() for p, n in zip(points, sizes, strict=True))
@@ -511,6 +522,35 @@ class SetAutoencoder(nn.Module):
         """decode(encode(sets)); a conditional model needs the sets' `labels`. A model trained on pairs
         (set to set) gives its predicted targets of the input `sets` (e.g. the completed digits)."""
         return self.decode(self.encode(sets, labels=labels), seed=seed, labels=labels)
+
+    @property
+    def has_point_refiner(self) -> bool:
+        """Whether decoded sets go through a fitted point refiner (`fit_point_refiner`)."""
+        return hasattr(self, "point_refiner") and self.point_refiner.is_fitted
+
+    def fit_point_refiner(self, batches: Iterable[SetBatch], seed: int = 0, lr: float = 1e-3) -> None:
+        """Fit the point refiner (setae.nn.point_refiner) alone: one Adam step of the Chamfer loss per batch
+        of training sets, between the refined decoded set and the set, the rest of the model frozen in eval
+        mode (codes are posterior means, sizes the true ones; `seed` fixes any sampling of the decoder)."""
+        if not hasattr(self, "point_refiner"):
+            raise SetaeError(
+                "fit_point_refiner() needs point_refiner > 0 and a decoder trained with a set loss"
+            )
+        refiner = self.point_refiner
+        optimizer = torch.optim.Adam(refiner.parameters(), lr=lr)
+        generator = torch.Generator(device=refiner.angular.device).manual_seed(seed)
+        with _eval_mode(self):
+            for batch in batches:
+                with torch.no_grad():
+                    target = self._normalize(batch)
+                    z = self._decoder_input(self.posterior(batch)[0], batch.labels)
+                    out = self.decoder(z, target.sizes, generator=generator)
+                refined = refiner(out.points, z, out.padding_mask)
+                loss = chamfer_loss(refined, target.points, out.padding_mask, target.padding_mask)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        refiner.fitted.fill_(1)
 
     @property
     def has_fitted_prior(self) -> bool:

@@ -79,6 +79,9 @@ class ModelConfig:
     decoder_heads: int = 4
     decoder_inducing: int = 16  # tspn: ISAB inducing points (0 for SAB); slot: tokens of z
     decoder_init_dim: int = 16
+    # > 0: hidden width of a point refiner fitted after training (setae.nn.point_refiner), for the decoders
+    # trained with a set loss (not the likelihood decoders, nor a GAN); 0: none
+    point_refiner: int = 0
     decoder_steps: int = 10  # dspn: inner gradient steps
     decoder_inner_lr: float = 25.0  # dspn: inner learning rate (per set)
     size_head: str = "categorical"  # tspn, slot, dspn, pointprocess: categorical or poisson
@@ -133,6 +136,8 @@ class ModelConfig:
         ):
             if value not in allowed:
                 raise SetaeError(f"config: {name}={value!r} is not one of {', '.join(allowed)}")
+        if self.point_refiner < 0:
+            raise SetaeError(f"config: point_refiner must be >= 0 (0: none), got {self.point_refiner}")
         for name in ("point_dim", "max_size", "latent_dim", "num_classes"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SetaeError(f"config: {name} must be >= 1, got {getattr(self, name)}")

@@ -49,6 +49,7 @@ class TrainConfig:
     chamfer_warmup_steps: int = 1000  # train with the Chamfer loss for this many steps, then with model.loss
     adversary_steps: int = 1  # model.adversary: the label classifier's steps per training step
     prior_fit_sets: int = 20_000  # VAE: training sets whose codes the fitted prior is fitted to at the end
+    refine_steps: int | None = None  # batches of model.point_refiner's fit at the end; None: steps / 5
     seed: int = 0
     log_every: int = 50
     eval_every: int = 1000
@@ -73,6 +74,8 @@ class TrainConfig:
         non_negative = ("bucket_batches", "lr_warmup_steps", "kl_warmup_steps", "chamfer_warmup_steps")
         non_negative += ("prior_fit_sets", "seed", "split_seed", "threads", "max_minutes", "beta")
         non_negative += ("size_weight", "steps")
+        if self.refine_steps is not None and self.refine_steps < 0:
+            raise SetaeError(f"config: train.refine_steps must be >= 0, got {self.refine_steps}")
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise SetaeError(f"config: train.{name} must be >= 0, got {getattr(self, name)}")
@@ -115,13 +118,14 @@ class Config:
 # is the default family scaled up for a GPU or a night on CPU (486 sets/s on 2 cores: 7.3 hours); `gan`
 # is the adversarial set generator; `tiny` is for smoke tests.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "demo": {"train": {"max_minutes": 20.0}},
+    "demo": {"model": {"point_refiner": 64}, "train": {"max_minutes": 20.0}},
     "blog": {
         "model": {
             "encoder": "settransformer",
             "decoder": "tspn",
             "encoder_layers": 2,
             "decoder_layers": 3,
+            "point_refiner": 64,
         },
         "train": {
             "steps": 3000,

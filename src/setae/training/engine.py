@@ -271,6 +271,17 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, progress: b
         if not gan:
             with preserved():  # calibration may draw random numbers (encoder_shuffle)
                 model.calibrate_latent_norm([b.to(device) for b in calibration])
+        if final and ctx.is_main and hasattr(model, "point_refiner"):
+            # batches continuing the training's sequence, so a resumed run refits on the same ones
+            count = step // 5 if t.refine_steps is None else t.refine_steps
+            batches = (
+                train_set.batch(batch_indices(len(train_set), t.batch_size, t.seed, step + k)).to(device)
+                for k in range(count)
+            )
+            with preserved():  # from a fresh start each time, so a resumed run ends the same
+                torch.manual_seed(t.seed)
+                model.point_refiner.reset_parameters()
+                model.fit_point_refiner(batches, seed=t.seed)
         if final and ctx.is_main and hasattr(model, "fitted_prior"):
             count = min(t.prior_fit_sets, len(train_set))
             if count >= config.model.prior_components:
