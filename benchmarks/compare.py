@@ -107,7 +107,7 @@ def train_for(run_dir: Path, model: dict, minutes: float, threads: int, seed: in
     from setae.training.engine import train as run_training
 
     overrides = {
-        "model": model,
+        "model": {"point_refiner": 0, **model},  # the trained models themselves, without the refiner's fit
         "train": {
             **timed_schedule(minutes),
             "chamfer_warmup_steps": 0,

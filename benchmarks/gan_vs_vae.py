@@ -3,7 +3,7 @@
 Train both at the same wall-clock budget (one at a time, on a quiet machine), evaluate, then compare:
 
     setae train --preset gan  --threads 1 --max-minutes 20 --run-dir runs/gan-20min
-    setae train --preset blog --threads 1 --max-minutes 20 --run-dir runs/vae-20min
+    setae train --preset blog --threads 1 --max-minutes 20 --point-refiner 0 --run-dir runs/vae-20min
     setae eval runs/gan-20min && setae eval runs/vae-20min
     python benchmarks/gan_vs_vae.py --gan runs/gan-20min --vae runs/vae-20min
 

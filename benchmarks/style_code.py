@@ -1,6 +1,6 @@
 """One handwriting in every digit: conditional VAEs whose code should keep the style, not the digit.
 
-    setae train --preset demo --conditional [FLAGS] --steps 5500 --run-dir runs/cvae-NAME
+    setae train --preset demo --conditional [FLAGS] --point-refiner 0 --steps 5500 --run-dir runs/cvae-NAME
     setae eval runs/cvae-NAME --limit 2000
     python benchmarks/style_code.py "NAME=runs/cvae-NAME" [...]
 

@@ -23,6 +23,10 @@ element is which: permuting the seeds permutes the elements, and decoding ignore
 Sampling: `sample()` draws codes from N(0, I) or, once fitted after training, from a Gaussian mixture fitted
 to the training codes (`FittedPrior`), which puts samples where the codes are.
 
+Decoding: with `point_refiner` > 0, once fitted after training (`fit_point_refiner`, the rest frozen), every
+decoded set goes through a point-wise field x + Δ(x, z) (setae.nn.point_refiner) in `decode` and in the
+evaluation-time terms, so `recon` and the ELBO score the refined set; training itself decodes without it.
+
 Objective, per set X of n points in R^d, in nats:
 
     recon(X) = Σ_matched |x − y|² / (2σ²)      Gaussian point likelihood with std σ (`point_sigma`), up to

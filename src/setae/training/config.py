@@ -113,10 +113,10 @@ class Config:
 
 
 # Presets: overrides of the defaults above. `demo` is the default model (Deep Sets + MLP VAE, Hungarian
-# after a Chamfer warm-up) trained for ~18 minutes on 2 CPU cores, stopped at 20 whatever the machine;
-# `blog` is the source blog's Set Transformer + TSPN VAE with its best settings at the same budget; `long`
-# is the default family scaled up for a GPU or a night on CPU (486 sets/s on 2 cores: 7.3 hours); `gan`
-# is the adversarial set generator; `tiny` is for smoke tests.
+# after a Chamfer warm-up, a point refiner fitted after training) trained for 10-16 minutes on 2 CPU cores,
+# stopped at 20 whatever the machine; `blog` is the source blog's Set Transformer + TSPN VAE with its best
+# settings at the same budget; `long` is the default family scaled up for a GPU or a night on CPU (486 sets/s
+# on 2 cores: 7.3 hours; no point refiner); `gan` is the adversarial set generator; `tiny` is for smoke tests.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {"model": {"point_refiner": 64}, "train": {"max_minutes": 20.0}},
     "blog": {
