@@ -16,6 +16,7 @@ from setae.models.config import LOSSES, ModelConfig
 from setae.nn.decoders import padding_mask_from_sizes
 from setae.nn.losses import chamfer_loss
 from setae.nn.point_refiner import PointRefiner
+from setae.training.config import TrainConfig
 
 LATENT = 5
 
@@ -77,10 +78,16 @@ def test_model_applies_the_refiner_only_once_fitted_and_fitting_lowers_the_chamf
     model = model_with_refiner()
     sets = random_sets([5, 8, 3, 12, 7, 9], dim=2, seed=1)
     batch = SetBatch.from_sets(sets)
-    plain = model.reconstruct(sets)
     model.eval()
     z = model.posterior(batch)[0]
     decoded = model.decoder(z, batch.sizes)
+    sizes = model.decoder.predict_sizes(z)
+    plain = model.decoder(z, sizes).points
+    # an unfitted refiner that would move points is still not applied
+    torch.nn.init.normal_(model.point_refiner.displacement.weight)
+    for out, ref, k in zip(model.reconstruct(sets), plain, sizes, strict=True):
+        torch.testing.assert_close(out, ref[:k].detach())
+    model.point_refiner.reset_parameters()
 
     def chamfer(points):
         return chamfer_loss(points, batch.points, decoded.padding_mask, batch.padding_mask).item()
@@ -96,12 +103,10 @@ def test_model_applies_the_refiner_only_once_fitted_and_fitting_lowers_the_chamf
         # the rest of the model is untouched: the plain decoder's sets are the same
         torch.testing.assert_close(model.decoder(z, batch.sizes).points, decoded.points)
     # decode (and so reconstruct and sample) and the evaluation-time likelihood go through the refiner
-    again = model.reconstruct(sets)
-    sizes = model.decoder.predict_sizes(z)
-    expected = model.point_refiner(model.decoder(z, sizes).points, z, padding_mask_from_sizes(sizes))
-    for out, ref, k, old in zip(again, expected, sizes, plain, strict=True):
+    expected = model.point_refiner(plain, z, padding_mask_from_sizes(sizes))
+    assert not torch.allclose(expected, plain)
+    for out, ref, k in zip(model.reconstruct(sets), expected, sizes, strict=True):
         torch.testing.assert_close(out, ref[:k].detach())
-        assert len(out) == len(old)
     with torch.no_grad():  # the model is in eval mode: `forward` scores the refined set
         distance = model(batch)["distance"]
         loss_fn, _ = LOSSES[model.config.loss]
@@ -109,9 +114,11 @@ def test_model_applies_the_refiner_only_once_fitted_and_fitting_lowers_the_chamf
     torch.testing.assert_close(distance, expected)
 
 
-def test_refiner_needs_a_set_loss_decoder_and_a_valid_width():
+def test_refiner_needs_a_set_loss_decoder_and_valid_settings():
     with pytest.raises(SetaeError, match="point_refiner"):
         ModelConfig(**{**SMALL_MODEL, "point_refiner": -1}).validate()
+    with pytest.raises(SetaeError, match="refine_steps"):
+        TrainConfig(refine_steps=-1).validate()
     pointprocess = SetAutoencoder(
         ModelConfig(**{**SMALL_MODEL, "decoder": "pointprocess", "dequantize": 0.0, "point_refiner": 16})
     )
