@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from compare import cpu_name, slug, timed_schedule
-from tables import markdown_table
+from tables import markdown_table, other_machine_notes
 
 RESULTS = Path(__file__).parent / "results"
 JSON, TABLE = RESULTS / "ablation.json", RESULTS / "ablation.md"
@@ -122,11 +122,7 @@ def write_table(results: dict) -> None:
         "",
         *markdown_table(((n, rows[n]) for n, _ in CHANGES if n in rows), COLUMNS),
     ]
-    others = [
-        f"- {n}: trained on {rows[n]['machine']}"
-        for n, _ in CHANGES
-        if rows.get(n, {}).get("machine", machine) != machine
-    ]
+    others = other_machine_notes([n for n, _ in CHANGES], rows, machine)
     lines += ["", *others] if others else []
     write_text(TABLE, "\n".join(lines) + "\n")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ablation import COLUMNS as ABLATION_COLUMNS
 from compare import cpu_name, slug
-from tables import markdown_table
+from tables import markdown_table, other_machine_notes
 
 RESULTS = Path(__file__).parent / "results"
 JSON, TABLE = RESULTS / "demo_variants.json", RESULTS / "demo_variants.md"
@@ -113,11 +113,7 @@ def write_table(results: dict) -> None:
         *markdown_table(((n, results["rows"][n]) for n in ROWS if n in results["rows"]), COLUMNS),
     ]
     notes = [f"- {n}: {rows[n]['caveat']}" for n in ROWS if rows.get(n, {}).get("caveat")]
-    notes += [
-        f"- {n}: trained on {rows[n]['machine']}"
-        for n in ROWS
-        if rows.get(n, {}).get("machine", machine) != machine
-    ]
+    notes += other_machine_notes(ROWS, rows, machine)
     lines += ["", *notes] if notes else []
     write_text(TABLE, "\n".join(lines) + "\n")
 

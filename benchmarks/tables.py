@@ -22,3 +22,12 @@ def markdown_table(
         cells = [fmt.format(row[key]) if row.get(key) is not None else "–" for key, _, fmt in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def other_machine_notes(names, rows: dict, machine: str) -> list[str]:
+    """One line per row of `names` recorded on another machine than `machine` (rows without one: on it)."""
+    return [
+        f"- {n}: trained on {rows[n]['machine']}"
+        for n in names
+        if rows.get(n, {}).get("machine", machine) != machine
+    ]
